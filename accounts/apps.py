@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class AccountsConfig(AppConfig):
+    name = "accounts"
+    verbose_name = "Accounts and audit"
+
+    def ready(self) -> None:
+        post_migrate.connect(_sync_roles, sender=self)
+
+
+def _sync_roles(sender, using="default", **kwargs) -> None:
+    # Permissions exist only after migrate; keep the role groups in step with the table.
+    from accounts.services.roles import roles_sync
+
+    roles_sync(using=using)

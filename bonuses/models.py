@@ -1,0 +1,1 @@
+"""Bonuses: filled by its own issue."""

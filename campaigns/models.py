@@ -1,0 +1,1 @@
+"""Campaigns: filled by its own issue."""

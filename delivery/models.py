@@ -1,0 +1,1 @@
+"""Credential delivery: filled by its own issue."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DemoPoolConfig(AppConfig):
+    name = "demo_pool"
+    verbose_name = "Demo account pool"

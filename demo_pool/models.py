@@ -1,0 +1,1 @@
+"""Demo account pool: filled by its own issue."""

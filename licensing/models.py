@@ -1,0 +1,1 @@
+"""Licensing: filled by its own issue."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TradingSessionsConfig(AppConfig):
+    name = "trading_sessions"
+    verbose_name = "Trading sessions"

@@ -1,0 +1,1 @@
+"""Trading sessions: filled by its own issue."""
