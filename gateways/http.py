@@ -32,17 +32,21 @@ def request(
     params: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
     data: Any = None,
+    label: str | None = None,
 ) -> requests.Response:
     """Send one request; return the 2xx/4xx-handled-by-caller response or raise a typed error.
 
     `timeout` has no default on purpose. A timeout on a write that is not idempotent raises
     `UnknownOutcomeError` at once: resending could do the thing twice, so the caller decides.
+    Errors and logs name the call by `label` (default: the URL's path); pass a label when the
+    path itself holds a secret (Telegram puts the bot token there).
     """
     if timeout is None or timeout <= 0:
         raise ValueError("a positive timeout is mandatory for outside calls")
     method = method.upper()
     if idempotent is None:
         idempotent = method in SAFE_METHODS
+    name = f"{method} {label or _path(url)}"
     attempt = 0
     while True:
         try:
@@ -53,22 +57,22 @@ def request(
             sent = not isinstance(exc, requests.ConnectTimeout) and not _refused(exc)
             if sent and not idempotent:
                 raise UnknownOutcomeError(
-                    f"{method} {_path(url)}: no answer ({type(exc).__name__})", gateway=gateway
+                    f"{name}: no answer ({type(exc).__name__})", gateway=gateway
                 ) from exc
             error = TransientGatewayError(
-                f"{method} {_path(url)}: {type(exc).__name__}", gateway=gateway
+                f"{name}: {type(exc).__name__}", gateway=gateway
             )
         else:
             if response.status_code < 400:
                 return response
             if response.status_code not in TRANSIENT_STATUSES:
                 raise PermanentGatewayError(
-                    f"{method} {_path(url)}: HTTP {response.status_code} {_reason(response)}",
+                    f"{name}: HTTP {response.status_code} {_reason(response)}",
                     gateway=gateway,
                     code=_code(response),
                 )
             error = TransientGatewayError(
-                f"{method} {_path(url)}: HTTP {response.status_code}",
+                f"{name}: HTTP {response.status_code}",
                 gateway=gateway,
                 code=_code(response),
             )

@@ -1,0 +1,1 @@
+"""The audit trail: one function writes every event; chains make tampering visible."""
