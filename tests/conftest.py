@@ -42,3 +42,49 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttles and heartbeats live in the cache: every test starts from an empty one."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def api():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def make_user(db):
+    """`make_user(role=Role.SUPPORT_AGENT)`: a user holding that staff role (None: a client)."""
+    from accounts.services import roles_sync, user_set_roles
+    from tests.factories import UserFactory
+
+    roles_sync()
+
+    def make(role=None, **fields):
+        user = UserFactory(**fields)
+        if role is not None:
+            user_set_roles(user=user, roles=[role])
+        return user
+
+    return make
+
+
+@pytest.fixture
+def as_user(api):
+    """`as_user(user)`: the API client, authenticated with a fresh JWT access token."""
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    def login(user):
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+        return api
+
+    return login

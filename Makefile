@@ -1,0 +1,52 @@
+# Two commands on a fresh machine with Python 3.11+: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: run test lint format bench install install-dev doctor clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## run: set up and run web, worker and beat on the embedded defaults (Ctrl-C stops all)
+run: install
+	$(BIN)/python manage.py bootstrap
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	@echo "Brokerdesk on http://127.0.0.1:$(PORT)/admin/  (API docs: /api/docs/)"
+	WEB_PORT=$(PORT) $(BIN)/honcho --procfile Procfile.dev start
+
+## test: set up and run the tests (PostgreSQL and Redis when DATABASE_URL and REDIS_URL are set)
+test: install-dev
+	$(BIN)/pytest --create-db $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## bench: benchmarks, medians against a baseline measured in the same run
+bench: install-dev
+	$(BIN)/python -m bench
+
+doctor: install
+	$(BIN)/python manage.py doctor
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

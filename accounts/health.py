@@ -1,0 +1,104 @@
+"""Is each part this process needs answering? Read by /readyz and `manage.py doctor`."""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from celery import current_app
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_CACHE_KEY = "accounts:heartbeat"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    ms: float
+
+
+def _timed(name: str, check: Callable[[], str]) -> CheckResult:
+    started = time.perf_counter()
+    try:
+        detail, ok = check(), True
+    except Exception as exc:  # a health check reports every failure, whatever it is
+        detail, ok = f"{type(exc).__name__}: {exc}".strip(), False
+    return CheckResult(name, ok, detail, round((time.perf_counter() - started) * 1000, 1))
+
+
+def check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return f"{connection.vendor} answers"
+
+
+def check_cache() -> str:
+    key = "health:probe"
+    cache.set(key, "1", timeout=10)
+    if cache.get(key) != "1":
+        raise RuntimeError("cache did not return what was written")
+    return settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
+
+
+def check_broker() -> str:
+    with current_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=3)
+        return f"{conn.transport_cls} answers"
+
+
+def check_gateways() -> str:
+    from gateways.broker import get_broker_gateway
+    from gateways.demo import get_demo_gateway
+    from gateways.mt5 import get_mt5_gateway
+    from gateways.telegram import get_telegram_gateway
+
+    names = []
+    for getter in (get_mt5_gateway, get_demo_gateway, get_broker_gateway, get_telegram_gateway):
+        gateway = getter()
+        gateway.ping()
+        names.append(type(gateway).__name__)
+    return ", ".join(names)
+
+
+def check_beat_schedule() -> str:
+    current_app.loader.import_default_modules()
+    missing = [
+        f"{name} -> {entry['task']}"
+        for name, entry in settings.CELERY_BEAT_SCHEDULE.items()
+        if entry["task"] not in current_app.tasks
+    ]
+    if missing:
+        raise RuntimeError("beat entries name unknown tasks: " + "; ".join(missing))
+    return f"{len(settings.CELERY_BEAT_SCHEDULE)} entries, every task known"
+
+
+def check_keys() -> str:
+    problems = []
+    if not settings.DEBUG and "insecure" in settings.SECRET_KEY:
+        problems.append("SECRET_KEY is the local development key")
+    if len(settings.SECRET_KEY) < 50:
+        problems.append("SECRET_KEY is shorter than 50 characters")
+    if problems:
+        raise RuntimeError("; ".join(problems))
+    return "SECRET_KEY set"
+
+
+READINESS_CHECKS = {"database": check_database, "cache": check_cache, "broker": check_broker}
+DOCTOR_CHECKS = {
+    **READINESS_CHECKS,
+    "gateways": check_gateways,
+    "beat schedule": check_beat_schedule,
+    "keys": check_keys,
+}
+
+
+def run_checks(checks: dict[str, Callable[[], str]]) -> list[CheckResult]:
+    """Run every check, each isolated: one failing never hides the others."""
+    return [_timed(name, check) for name, check in checks.items()]

@@ -1,0 +1,88 @@
+"""Who may do what: the one declarative table of staff roles. Later apps extend it here.
+
+Two views of the same roles:
+
+* `API_AREAS`: the REST contract's role table (shared/API.md "Roles"), read by the DRF
+  permission classes in `accounts.permissions`.
+* `ROLE_MODEL_PERMISSIONS`: the Django model permissions each role group holds, which is what
+  the admin (the staff dashboard) shows and allows. Patterns are `app_label.codename` globs,
+  resolved against the permissions that exist when `roles_sync()` runs (after every migrate).
+"""
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    SUPER_ADMIN = "Super Admin"
+    CAMPAIGN_MANAGER = "Campaign Manager"
+    SUPPORT_AGENT = "Support Agent"
+    READ_ONLY = "Read-Only"
+
+
+STAFF_ROLES: tuple[Role, ...] = tuple(Role)
+
+# A request authenticated by an API key is an integration: it acts as its user, with that
+# user's roles, and also holds this pseudo-role for the rows API.md marks "integration keys".
+INTEGRATION = "integration"
+
+_ALL_STAFF = frozenset(STAFF_ROLES)
+_SA = Role.SUPER_ADMIN
+
+API_AREAS: dict[str, frozenset[str]] = {
+    "campaigns.read": _ALL_STAFF,
+    "campaigns.write": frozenset({_SA, Role.CAMPAIGN_MANAGER}),
+    "bonuses.read": _ALL_STAFF,
+    "bonuses.assign": frozenset({_SA, Role.SUPPORT_AGENT}),
+    "bonuses.manage": frozenset({_SA}),
+    "mt5.read": _ALL_STAFF,
+    "monitoring.read": _ALL_STAFF,
+    "monitoring.write": frozenset({_SA}),
+    "reports.read": frozenset({_SA, Role.READ_ONLY}),
+    "audit.read": frozenset({_SA, Role.READ_ONLY}),
+    "triggers": frozenset({_SA, INTEGRATION}),
+    "demo.status": frozenset({_SA, Role.READ_ONLY, INTEGRATION}),
+    "demo.replenish": frozenset({_SA, INTEGRATION}),
+    "demo.activate": frozenset({_SA, INTEGRATION}),
+    "demo.resend": frozenset({_SA, Role.SUPPORT_AGENT, INTEGRATION}),
+    "demo.health": frozenset({_SA, Role.SUPPORT_AGENT, INTEGRATION}),
+    "delivery.read": frozenset({_SA, Role.SUPPORT_AGENT}),
+    "licensing.admin": frozenset({_SA}),
+    "signals.send": _ALL_STAFF | {INTEGRATION},
+}
+
+# (include globs, exclude globs) per role. Super Admin holds every permission.
+ROLE_MODEL_PERMISSIONS: dict[Role, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    Role.SUPER_ADMIN: (("*.*",), ()),
+    Role.CAMPAIGN_MANAGER: (
+        (
+            "campaigns.*",
+            "bonuses.view_*",
+            "accounts.view_mt5account*",
+            "accounts.view_monitored*",
+        ),
+        (),
+    ),
+    Role.SUPPORT_AGENT: (
+        (
+            "campaigns.view_*",
+            "bonuses.view_*",
+            "bonuses.add_bonus",
+            "accounts.view_mt5account*",
+            "accounts.view_monitored*",
+            "demo_pool.view_*",
+            "delivery.view_*",
+        ),
+        (),
+    ),
+    Role.READ_ONLY: (
+        (
+            "campaigns.view_*",
+            "bonuses.view_*",
+            "accounts.view_auditevent",
+            "accounts.view_mt5account*",
+            "accounts.view_monitored*",
+            "demo_pool.view_*",
+        ),
+        (),
+    ),
+}

@@ -1,0 +1,134 @@
+"""What operators run: bootstrap, doctor, the deploy check, the beat heartbeat."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from accounts.models import User
+from accounts.roles import Role
+from accounts.services import user_roles
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_manage(*args, **env):
+    environment = {**os.environ, **env}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.django_db
+def test_bootstrap_is_idempotent_and_seeds_one_user_per_role(capsys):
+    call_command("bootstrap")
+    call_command("bootstrap")
+    out = capsys.readouterr().out
+    assert "demo users: 0 created, 5 already there" in out
+    assert "simulated MT5 accounts: 0 created" in out
+    for email, role in [
+        ("admin@brokerdesk.local", Role.SUPER_ADMIN),
+        ("manager@brokerdesk.local", Role.CAMPAIGN_MANAGER),
+        ("support@brokerdesk.local", Role.SUPPORT_AGENT),
+        ("viewer@brokerdesk.local", Role.READ_ONLY),
+    ]:
+        user = User.objects.get(email=email)
+        assert user_roles(user) == {role.value}
+        assert user.is_staff
+
+
+@pytest.mark.django_db
+def test_bootstrap_seeds_the_ten_simulated_mt5_accounts():
+    from gateways.mt5 import get_mt5_gateway
+
+    call_command("bootstrap")
+    logins = get_mt5_gateway().list_logins()
+    assert set(range(10001, 10011)) <= set(logins)
+
+
+@pytest.mark.django_db
+def test_bootstrap_never_creates_demo_users_with_debug_off(settings, capsys):
+    settings.DEBUG = False
+    call_command("bootstrap")
+    assert "DEBUG is off: no demo users" in capsys.readouterr().out
+    assert not User.objects.filter(email__endswith="@brokerdesk.local").exists()
+
+
+@pytest.mark.django_db
+def test_doctor_passes_when_everything_answers(capsys):
+    call_command("doctor")
+    out = capsys.readouterr().out
+    for name in ("database", "cache", "broker", "gateways", "beat schedule", "keys"):
+        assert f"ok   {name}" in out
+    assert "all checks passed" in out
+
+
+def test_doctor_fails_clearly_when_the_database_is_unreachable(tmp_path):
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    result = run_manage(
+        "doctor",
+        DATABASE_URL="postgres://nobody@127.0.0.1:9/nothing",
+        REDIS_URL="",
+    )
+    assert result.returncode != 0
+    assert "FAIL database" in result.stdout
+    assert "check(s) failed: database" in result.stderr
+
+
+def test_production_settings_pass_the_deploy_check():
+    result = run_manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DEBUG="false",
+        SECRET_KEY="k" * 20 + "Zr8#vQ2!mP5@xL9$wT3^bN7&cJ1*hF6(",
+        ALLOWED_HOSTS="backoffice.example.com",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    result = run_manage("check", DEBUG="false", SECRET_KEY="")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_the_heartbeat_task_leaves_its_time_in_the_cache():
+    from django.core.cache import cache
+
+    from accounts.health import HEARTBEAT_CACHE_KEY
+    from accounts.tasks import heartbeat
+
+    at = heartbeat()
+    assert cache.get(HEARTBEAT_CACHE_KEY) == at
+
+
+def test_every_beat_entry_names_a_registered_task_with_an_expiry():
+    from django.conf import settings
+
+    from config import celery_app
+
+    celery_app.loader.import_default_modules()
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        assert entry["task"] in celery_app.tasks, name
+        assert "expire_seconds" in entry["options"], name
+
+
+@pytest.mark.django_db
+def test_doctor_names_a_beat_entry_whose_task_does_not_exist(settings):
+    settings.CELERY_BEAT_SCHEDULE = {
+        **settings.CELERY_BEAT_SCHEDULE,
+        "ghost": {"task": "nowhere.ghost", "schedule": 5, "options": {"expire_seconds": 4}},
+    }
+    with pytest.raises(CommandError, match="beat schedule"):
+        call_command("doctor")
