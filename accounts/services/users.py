@@ -14,16 +14,18 @@ from .audit import audit_record
 
 def user_register(*, email: str, password: str, username: str = "", ip: str | None = None) -> User:
     """Create a client account; the caller has validated the password's strength."""
-    try:
-        with transaction.atomic():
-            user = User.objects.create_user(email=email, password=password, username=username)
-            audit_record(
-                action="user.registered", obj=user, actor=user, after={"email": user.email}, ip=ip
-            )
-    except IntegrityError as exc:
-        raise ApplicationError(
-            "An account with this email already exists.", code="email_taken"
-        ) from exc
+    with transaction.atomic():
+        try:
+            # Only the user's own insert may mean "taken"; any other failure is not that.
+            with transaction.atomic():
+                user = User.objects.create_user(email=email, password=password, username=username)
+        except IntegrityError as exc:
+            raise ApplicationError(
+                "An account with this email already exists.", code="email_taken"
+            ) from exc
+        audit_record(
+            action="user.registered", obj=user, actor=user, after={"email": user.email}, ip=ip
+        )
     return user
 
 
