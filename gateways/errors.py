@@ -4,9 +4,12 @@
 class GatewayError(Exception):
     """Something went wrong talking to an outside server."""
 
-    def __init__(self, message: str = "", *, gateway: str = "", code: str = ""):
+    def __init__(
+        self, message: str = "", *, gateway: str = "", code: str = "", status: int | None = None
+    ):
         self.gateway = gateway
         self.code = code
+        self.status = status  # the HTTP status the server answered with, if it answered
         super().__init__(message or self.__class__.__name__)
 
 

@@ -59,9 +59,7 @@ def request(
                 raise UnknownOutcomeError(
                     f"{name}: no answer ({type(exc).__name__})", gateway=gateway
                 ) from exc
-            error = TransientGatewayError(
-                f"{name}: {type(exc).__name__}", gateway=gateway
-            )
+            error = TransientGatewayError(f"{name}: {type(exc).__name__}", gateway=gateway)
         else:
             if response.status_code < 400:
                 return response
@@ -70,11 +68,13 @@ def request(
                     f"{name}: HTTP {response.status_code} {_reason(response)}",
                     gateway=gateway,
                     code=_code(response),
+                    status=response.status_code,
                 )
             error = TransientGatewayError(
                 f"{name}: HTTP {response.status_code}",
                 gateway=gateway,
                 code=_code(response),
+                status=response.status_code,
             )
         if attempt >= retries:
             raise error
@@ -103,7 +103,10 @@ def _reason(response: requests.Response) -> str:
     except ValueError:
         return response.reason or ""
     if isinstance(body, dict):
-        return str(body.get("detail") or body.get("message") or body.get("error") or "")
+        # DRF-style `detail`, common `message`/`error`, Telegram's `description`.
+        for key in ("detail", "message", "error", "description"):
+            if body.get(key):
+                return str(body[key])
     return ""
 
 

@@ -29,7 +29,8 @@ def run_manage(*args, **env):
 
 
 @pytest.mark.django_db
-def test_bootstrap_is_idempotent_and_seeds_one_user_per_role(capsys):
+def test_bootstrap_is_idempotent_and_seeds_one_user_per_role(settings, capsys):
+    settings.DEBUG = True  # the local, `make run` case (pytest-django turns DEBUG off)
     call_command("bootstrap")
     call_command("bootstrap")
     out = capsys.readouterr().out
@@ -47,9 +48,10 @@ def test_bootstrap_is_idempotent_and_seeds_one_user_per_role(capsys):
 
 
 @pytest.mark.django_db
-def test_bootstrap_seeds_the_ten_simulated_mt5_accounts():
+def test_bootstrap_seeds_the_ten_simulated_mt5_accounts(settings):
     from gateways.mt5 import get_mt5_gateway
 
+    settings.DEBUG = True
     call_command("bootstrap")
     logins = get_mt5_gateway().list_logins()
     assert set(range(10001, 10011)) <= set(logins)
@@ -64,7 +66,8 @@ def test_bootstrap_never_creates_demo_users_with_debug_off(settings, capsys):
 
 
 @pytest.mark.django_db
-def test_doctor_passes_when_everything_answers(capsys):
+def test_doctor_passes_when_everything_answers(settings, capsys):
+    settings.DEBUG = True  # the development key is accepted only while DEBUG is on
     call_command("doctor")
     out = capsys.readouterr().out
     for name in ("database", "cache", "broker", "gateways", "beat schedule", "keys"):
@@ -122,6 +125,13 @@ def test_every_beat_entry_names_a_registered_task_with_an_expiry():
     for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
         assert entry["task"] in celery_app.tasks, name
         assert "expire_seconds" in entry["options"], name
+
+
+@pytest.mark.django_db
+def test_doctor_refuses_the_development_key_in_production(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="keys"):
+        call_command("doctor")
 
 
 @pytest.mark.django_db

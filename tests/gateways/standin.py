@@ -46,7 +46,9 @@ class StandIn:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def __enter__(self) -> "StandIn":
         self._thread.start()
