@@ -235,7 +235,8 @@ else:
     # Kombu's filesystem transport: a broker that is only a folder, shared by web, worker
     # and beat on one machine. Good for `make run`; production uses Redis.
     _broker_dir = VAR_DIR / "celery" / "broker"
-    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+    _broker_dir.mkdir(parents=True, exist_ok=True)  # the transport lists it; it must exist
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
