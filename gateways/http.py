@@ -87,6 +87,15 @@ def request(
         attempt += 1
 
 
+def json_object(response: requests.Response, *, gateway: str, name: str) -> dict:
+    """The answer's JSON object ({} for any other JSON); an unreadable body is transient."""
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise TransientGatewayError(f"{name}: unreadable answer", gateway=gateway) from exc
+    return data if isinstance(data, dict) else {}
+
+
 def _refused(exc: Exception) -> bool:
     # A refused connection never reached the server: nothing happened there.
     return isinstance(exc, requests.ConnectionError) and "refused" in str(exc).lower()

@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 from django.conf import settings
 
-from gateways.errors import PermanentGatewayError, TransientGatewayError
-from gateways.http import request
+from gateways.errors import PermanentGatewayError
+from gateways.http import json_object, request
 
 from .types import BrokerConnection, BrokerCredentials, BrokerTrade, BrokerTradeResult, Direction
 
@@ -114,10 +114,4 @@ class HttpBrokerGateway:
             json=payload,
             headers=headers,
         )
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise TransientGatewayError(
-                f"{method} {path}: unreadable answer", gateway=GATEWAY
-            ) from exc
-        return data if isinstance(data, dict) else {}
+        return json_object(response, gateway=GATEWAY, name=f"{method} {path}")

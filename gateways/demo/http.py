@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from gateways.errors import PermanentGatewayError, TransientGatewayError
-from gateways.http import request
+from gateways.errors import PermanentGatewayError
+from gateways.http import json_object, request
 
 from .types import DemoAccount, DemoAccountStatus
 
@@ -132,10 +132,4 @@ class HttpDemoGateway:
             data=body.encode() if body else None,
             headers=headers,
         )
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise TransientGatewayError(
-                f"{method} {path}: unreadable answer", gateway=GATEWAY
-            ) from exc
-        return data if isinstance(data, dict) else {}
+        return json_object(response, gateway=GATEWAY, name=f"{method} {path}")
