@@ -10,6 +10,8 @@ admin.site.index_title = "Back office"
 
 api_v1 = [
     path("", include("accounts.api.urls")),
+    path("", include("campaigns.api.urls")),
+    path("", include("bonuses.api.urls")),
 ]
 
 urlpatterns = [
