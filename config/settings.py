@@ -175,6 +175,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Several models have a `status`; each enum gets its own name in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
+        "BonusStatusEnum": "bonuses.models.Bonus.Status",
+    },
 }
 
 # --- Internationalisation and time: UTC everywhere, days are UTC days -------------------------
