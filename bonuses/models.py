@@ -107,6 +107,24 @@ class DepositSeen(models.Model):
         return f"deposit {self.deal_id} on {self.login}: {self.amount}"
 
 
+class WithdrawalSeen(models.Model):
+    """A withdrawal deal the engine has taken in: unique, so a deal seen twice cuts credit once."""
+
+    login = models.BigIntegerField()
+    deal_id = models.BigIntegerField()
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    balance_before = models.DecimalField(max_digits=14, decimal_places=2)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["login", "deal_id"], name="withdrawal_seen_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"withdrawal {self.deal_id} on {self.login}: {self.amount}"
+
+
 class CreditIntent(models.Model):
     """One write to MT5, recorded before it is sent: the credit ledger.
 
@@ -143,6 +161,9 @@ class CreditIntent(models.Model):
     )
     deal_id = models.BigIntegerField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # A sender claims the intent until this time (a conditional UPDATE), so the service that
+    # made it and the beat resolver never send it at once; a crashed sender's claim runs out.
+    claimed_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     reason = models.CharField(max_length=64, blank=True, help_text="grant, cancel, withdrawal...")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
-from celery.schedules import schedule
+from celery.schedules import crontab, schedule
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -274,6 +274,30 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.heartbeat",
         "schedule": schedule(HEARTBEAT_SECONDS),
         "options": {"expire_seconds": max(1, int(HEARTBEAT_SECONDS) - 1)},
+    },
+    # A campaign past its ends_at is already refused by eligibility; this makes staff see it.
+    "campaigns.end_expired": {
+        "task": "campaigns.end_expired",
+        "schedule": schedule(300),
+        "options": {"expire_seconds": 290},
+    },
+    # Bonuses past expires_at lose their credit (the contract: hourly).
+    "bonuses.expire_due": {
+        "task": "bonuses.expire_due",
+        "schedule": schedule(3600),
+        "options": {"expire_seconds": 3500},
+    },
+    # Finishes MT5 writes left pending or unknown (a timeout, a crash between commit and call).
+    "bonuses.resolve_intents": {
+        "task": "bonuses.resolve_intents",
+        "schedule": schedule(60),
+        "options": {"expire_seconds": 55},
+    },
+    # Compares the credit ledger with the server's credit per account; reports, never fixes.
+    "bonuses.reconcile_credit": {
+        "task": "bonuses.reconcile_credit",
+        "schedule": crontab(minute=15, hour=3),
+        "options": {"expire_seconds": 3600},
     },
 }
 

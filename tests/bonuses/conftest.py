@@ -1,0 +1,165 @@
+"""Fixtures shared by the bonus tests (engine, API, admin, reports).
+
+- `mt5`: the simulated MT5 server, also what `get_mt5_gateway()` returns during the test.
+- `account(**fields) -> int`: an account on that server (1,000.00 balance, 1:500 by default).
+- `campaign_factory(**fields) -> Campaign`: an ACTIVE campaign written with the ORM.
+- `faulty_mt5`: the simulated server with faults on demand (`fail_next(...)`), installed as
+  the gateway the engine uses.
+
+They only build state; they never go through the engine's services.
+"""
+
+import itertools
+from decimal import Decimal
+
+import pytest
+
+from gateways.errors import UnknownOutcomeError
+from gateways.loading import reset_gateways
+from gateways.mt5.simulated import SimulatedMT5Gateway
+
+SIMULATED = "gateways.mt5.simulated.SimulatedMT5Gateway"
+FAULTY = "tests.bonuses.conftest.FaultyMT5Gateway"
+
+_campaign_numbers = itertools.count(1)
+
+
+class FaultyMT5Gateway(SimulatedMT5Gateway):
+    """The simulated server, except that the next calls of a method can fail on purpose.
+
+    `fail_next("post_credit", UnknownOutcomeError, after_write=True)` makes the next
+    `post_credit` do the write on the server and then raise (the answer was lost);
+    `after_write=False` raises before anything happens. `times` repeats the fault.
+    `calls[name]` counts every call that reached the method. With `forbid_transactions`
+    set, a call made inside a database transaction fails the test (use it with
+    `django_db(transaction=True)`, where the test itself opens no transaction).
+    """
+
+    def __init__(self):
+        self.faults: dict[str, list[tuple[type[Exception], bool]]] = {}
+        self.calls: dict[str, int] = {}
+        self.forbid_transactions = False
+        self.calls_inside_transactions: list[str] = []
+
+    def fail_next(
+        self,
+        method: str,
+        error: type[Exception] = UnknownOutcomeError,
+        *,
+        after_write: bool = False,
+        times: int = 1,
+    ) -> None:
+        self.faults.setdefault(method, []).extend([(error, after_write)] * times)
+
+    def _call(self, name, *args, **kwargs):
+        from django.db import connection
+
+        if self.forbid_transactions and connection.in_atomic_block:
+            self.calls_inside_transactions.append(name)
+        self.calls[name] = self.calls.get(name, 0) + 1
+        queue = self.faults.get(name)
+        fault = queue.pop(0) if queue else None
+        if fault is not None and not fault[1]:
+            raise fault[0](f"injected fault before {name}", gateway="mt5")
+        result = getattr(super(), name)(*args, **kwargs)
+        if fault is not None:
+            raise fault[0](f"injected fault after {name}", gateway="mt5")
+        return result
+
+    def post_credit(self, login, amount, *, comment):
+        return self._call("post_credit", login, amount, comment=comment)
+
+    def post_balance(self, login, amount, *, comment):
+        return self._call("post_balance", login, amount, comment=comment)
+
+    def set_leverage(self, login, leverage):
+        return self._call("set_leverage", login, leverage)
+
+    def close_positions(self, login, *, comment):
+        return self._call("close_positions", login, comment=comment)
+
+    def find_deal_by_comment(self, login, comment):
+        return self._call("find_deal_by_comment", login, comment)
+
+    def get_accounts(self, logins):
+        return self._call("get_accounts", logins)
+
+    def get_positions(self, logins):
+        return self._call("get_positions", logins)
+
+
+@pytest.fixture(autouse=True)
+def _simulated_mt5(settings):
+    """Every bonus test talks to the simulated server, whatever the environment says."""
+    settings.MT5_GATEWAY = SIMULATED
+    reset_gateways()
+    yield
+    reset_gateways()
+
+
+@pytest.fixture
+def mt5(db):
+    """The simulated MT5 server; `get_mt5_gateway()` returns this same instance."""
+    from gateways.mt5 import get_mt5_gateway
+
+    return get_mt5_gateway()
+
+
+@pytest.fixture
+def faulty_mt5(db, settings):
+    """A `FaultyMT5Gateway`, installed as the gateway: call `.fail_next(...)` to inject faults."""
+    from gateways.mt5 import get_mt5_gateway
+
+    settings.MT5_GATEWAY = FAULTY
+    reset_gateways()
+    return get_mt5_gateway()
+
+
+@pytest.fixture
+def account(db):
+    """`account(login=None, balance="1000.00", leverage=500, **fields) -> login`.
+
+    Adds an account to the simulated server (`SimulatedMT5Gateway.add_account`: `group`,
+    `country`, `credit`, `lead_source`, `name`, ... pass through). The balance arrives as a
+    deposit deal, as a real deposit would; triggering a bonus for it is up to the test.
+    """
+
+    def make(*, login=None, balance="1000.00", leverage=500, **fields) -> int:
+        return SimulatedMT5Gateway().add_account(
+            login=login, balance=Decimal(str(balance)), leverage=leverage, **fields
+        )
+
+    return make
+
+
+@pytest.fixture
+def campaign_factory(db):
+    """`campaign_factory(**fields) -> Campaign`: an ACTIVE campaign saved with the ORM.
+
+    Defaults: Type A, 50%, auto_deposit, no dates, the model's defaults for the rest
+    (one_per_account=True, min_deposit 0, no max_bonus/max_deposit/max_concurrent, no expiry).
+    Type C gets convert_per_lot 10.00 and registration campaigns fixed_amount 50.00 unless
+    given. Money may be passed as str, int or Decimal (never float).
+    """
+    from campaigns.models import Campaign
+
+    def make(**fields):
+        fields.setdefault("name", f"Campaign {next(_campaign_numbers)}")
+        fields.setdefault("status", Campaign.Status.ACTIVE)
+        fields.setdefault("bonus_type", Campaign.BonusType.A)
+        fields.setdefault("percentage", Decimal("50"))
+        fields.setdefault("trigger_type", Campaign.TriggerType.AUTO_DEPOSIT)
+        if fields["bonus_type"] == Campaign.BonusType.C:
+            fields.setdefault("convert_per_lot", Decimal("10.00"))
+        if fields["trigger_type"] == Campaign.TriggerType.REGISTRATION:
+            fields.setdefault("fixed_amount", Decimal("50.00"))
+        for name in ("percentage", "max_bonus", "min_deposit", "max_deposit", "convert_per_lot"):
+            if isinstance(fields.get(name), float):
+                raise TypeError(f"{name}: money is never a float")
+            if fields.get(name) is not None:
+                fields[name] = Decimal(str(fields[name]))
+        if fields.get("fixed_amount") is not None:
+            fields["fixed_amount"] = Decimal(str(fields["fixed_amount"]))
+        return Campaign.objects.create(**fields)
+
+    return make
