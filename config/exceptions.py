@@ -6,7 +6,9 @@ Domain errors carry their own status and code; a fault of an outside server is t
 
 import logging
 
-from rest_framework import status
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -42,6 +44,11 @@ def exception_handler(exc, context):
             response["Retry-After"] = "5"
         return response
 
+    # Django's own 404/403 get DRF's codes, as DRF's handler converts them.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*(exc.args or ()))
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*(exc.args or ()))
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(response.data, dict) and "detail" in response.data:
         codes = exc.get_codes() if hasattr(exc, "get_codes") else None

@@ -93,6 +93,15 @@ def test_a_domain_error_becomes_its_status_with_a_code(client):
     assert response.json() == {"detail": "busy", "code": "busy_now"}
 
 
+def test_an_unknown_object_is_404_with_the_not_found_code(make_user, as_user):
+    from accounts.roles import Role
+
+    api = as_user(make_user(role=Role.SUPER_ADMIN))
+    response = api.get("/api/v1/campaigns/999999/")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
 @override_settings(ROOT_URLCONF=__name__)
 def test_an_outside_server_fault_is_never_a_500(client):
     down = client.get("/down/")

@@ -1,0 +1,85 @@
+"""Query filters of the bonus API: the bonus list and the audit trail."""
+
+import django_filters
+from django import forms
+from django.db.models import CharField, Q, QuerySet
+from django.db.models.functions import Cast
+
+from accounts.models import AuditEvent
+from bonuses.models import Bonus
+from campaigns.models import Campaign
+
+BONUS_OBJECT_TYPE = Bonus._meta.label_lower  # "bonuses.bonus", as audit_record(obj=bonus) writes
+CAMPAIGN_OBJECT_TYPE = Campaign._meta.label_lower
+
+
+MAX_BIGINT = 2**63 - 1
+
+
+class IdFilter(django_filters.NumberFilter):
+    """A positive integer (an id or an MT5 login): "1.5", "-1" or a 30-digit number is a 400."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_BIGINT)
+        super().__init__(*args, **kwargs)
+
+
+class BonusFilter(django_filters.FilterSet):
+    """`?status, campaign, login, bonus_type, trigger`, and `since, until` on `created_at`."""
+
+    status = django_filters.ChoiceFilter(choices=Bonus.Status.choices)
+    campaign = IdFilter(field_name="campaign_id")
+    login = IdFilter(field_name="login")
+    bonus_type = django_filters.ChoiceFilter(choices=Campaign.BonusType.choices)
+    trigger = django_filters.ChoiceFilter(choices=Bonus.Trigger.choices)
+    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Bonus
+        fields = ["status", "campaign", "login", "bonus_type", "trigger", "since", "until"]
+
+
+class AuditEventFilter(django_filters.FilterSet):
+    """`?login, bonus, campaign, action, actor, since, until` over the bonus domain's trail.
+
+    `campaign` finds the campaign's own events and those of its bonuses; `actor` is a user id,
+    an email, or "system".
+    """
+
+    login = IdFilter(field_name="mt5_login")
+    bonus = IdFilter(method="filter_bonus")
+    campaign = IdFilter(method="filter_campaign")
+    action = django_filters.CharFilter(field_name="action")
+    actor = django_filters.CharFilter(method="filter_actor")
+    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["login", "bonus", "campaign", "action", "actor", "since", "until"]
+
+    def filter_bonus(self, queryset: QuerySet, name: str, value) -> QuerySet:
+        return queryset.filter(object_type=BONUS_OBJECT_TYPE, object_id=str(int(value)))
+
+    def filter_campaign(self, queryset: QuerySet, name: str, value) -> QuerySet:
+        campaign_id = int(value)
+        # object_id is text: compare with the bonus ids as text, inside the one query.
+        bonus_ids = (
+            Bonus.objects.filter(campaign_id=campaign_id)
+            .annotate(id_text=Cast("pk", output_field=CharField()))
+            .values("id_text")
+        )
+        return queryset.filter(
+            Q(object_type=CAMPAIGN_OBJECT_TYPE, object_id=str(campaign_id))
+            | Q(object_type=BONUS_OBJECT_TYPE, object_id__in=bonus_ids)
+        )
+
+    def filter_actor(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        value = value.strip()
+        if value.isdigit():
+            return queryset.filter(actor_id=int(value))
+        return queryset.filter(actor_label__iexact=value)

@@ -1,0 +1,100 @@
+"""Reads of the bonus domain that are more than one queryset: account lookup, audit trails."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from accounts.errors import NotFoundError
+from accounts.models import AuditEvent
+from bonuses.models import Bonus
+from gateways.mt5 import MT5Account, get_mt5_gateway
+
+BONUS_OBJECT_TYPE = Bonus._meta.label_lower
+CAMPAIGN_OBJECT_TYPE = "campaigns.campaign"
+
+# The account monitor arrives in a later issue; until then every account reads as this.
+UNMONITORED = {"status": "unmonitored", "consecutive_errors": 0, "last_polled_at": None}
+
+# One gateway call per this many logins when listing the whole server.
+_ACCOUNTS_BATCH = 500
+
+
+@dataclass(frozen=True)
+class AccountLookup:
+    """One MT5 account as staff look it up: live state, monitoring, bonuses, audit trail."""
+
+    account: MT5Account
+    monitoring: dict[str, Any]
+    bonuses: list[Bonus]
+    audit: list[AuditEvent]
+
+
+def bonus_list() -> QuerySet[Bonus]:
+    """Bonuses with what their serializer reads, in one query per page."""
+    return Bonus.objects.select_related("campaign")
+
+
+def bonus_events(*, bonus: Bonus) -> QuerySet[AuditEvent]:
+    """The audit events of one bonus, oldest first (its chain order)."""
+    return AuditEvent.objects.filter(
+        object_type=BONUS_OBJECT_TYPE, object_id=str(bonus.pk)
+    ).order_by("seq")
+
+
+def audit_trail() -> QuerySet[AuditEvent]:
+    """The bonus domain's audit trail: campaigns, bonus-engine objects and MT5 accounts.
+
+    User and API-key events stay in the admin's full trail.
+    """
+    return AuditEvent.objects.filter(
+        Q(object_type__startswith="bonuses.")
+        | Q(object_type__startswith="campaigns.")
+        | Q(mt5_login__isnull=False)
+    )
+
+
+def audit_campaign_ids(events: Iterable[AuditEvent]) -> dict[int, int]:
+    """`{bonus_id: campaign_id}` for the bonus events among `events`, in one query."""
+    bonus_ids = {
+        int(event.object_id)
+        for event in events
+        if event.object_type == BONUS_OBJECT_TYPE and event.object_id.isdigit()
+    }
+    if not bonus_ids:
+        return {}
+    return dict(Bonus.objects.filter(pk__in=bonus_ids).values_list("pk", "campaign_id"))
+
+
+def account_lookup(*, login: int, audit_limit: int = 200) -> AccountLookup:
+    """The account's live state from the server, its bonuses and its latest audit events.
+
+    Raises NotFoundError (`account_not_found`) when the server does not know the login.
+    """
+    account = get_mt5_gateway().get_accounts([login]).get(login)
+    if account is None:
+        raise NotFoundError(f"No MT5 account {login}.", code="account_not_found")
+    bonuses = list(bonus_list().filter(login=login))
+    audit = list(audit_trail().filter(mt5_login=login).order_by("-at", "-id")[:audit_limit])
+    return AccountLookup(
+        account=account, monitoring=dict(UNMONITORED), bonuses=bonuses, audit=audit
+    )
+
+
+def mt5_metadata() -> dict[str, list]:
+    """The server's groups, countries and accounts (login, name, group, country), for forms."""
+    gateway = get_mt5_gateway()
+    logins = gateway.list_logins()
+    accounts: list[dict[str, Any]] = []
+    for start in range(0, len(logins), _ACCOUNTS_BATCH):
+        found = gateway.get_accounts(logins[start : start + _ACCOUNTS_BATCH])
+        accounts.extend(
+            {"login": a.login, "name": a.name, "group": a.group, "country": a.country}
+            for a in sorted(found.values(), key=lambda a: a.login)
+        )
+    return {
+        "groups": gateway.list_groups(),
+        "countries": gateway.list_countries(),
+        "accounts": accounts,
+    }
