@@ -54,10 +54,7 @@ def bonus_cancel(*, bonus: Bonus, reason: str = "", actor=None) -> Bonus:
             account=account,
             audit_reason=reason,
         )
-    operation_execute(operation)
-    if bonus.bonus_type == "A":
-        leverage_sync(login=bonus.login, actor=actor, reason="bonus cancelled")
-    bonus.refresh_from_db()
+    _settle(bonus.login, operation, [bonus], actor=actor, reason="bonus cancelled")
     return bonus
 
 
@@ -181,13 +178,9 @@ def withdrawal_apply(
             else:
                 continue
             changed.append(bonus)
-    operation_execute(operation)
-    if any(bonus.bonus_type == "A" for bonus in changed):
-        leverage_sync(
-            login=login, actor=actor, balance=balance_before - amount, reason="withdrawal"
-        )
-    for bonus in changed:
-        bonus.refresh_from_db()
+    _settle(
+        login, operation, changed, actor=actor, reason="withdrawal", balance=balance_before - amount
+    )
     return changed
 
 
@@ -219,11 +212,7 @@ def drawdown_apply(*, login: int, actor=None) -> list[Bonus]:
                 account=account,
                 audit_reason=f"drawdown: equity {account.equity} <= credit {account.credit}",
             )
-    operation_execute(operation)
-    if any(bonus.bonus_type == "A" for bonus in bonuses):
-        leverage_sync(login=login, actor=actor, reason="drawdown")
-    for bonus in bonuses:
-        bonus.refresh_from_db()
+    _settle(login, operation, bonuses, actor=actor, reason="drawdown")
     return bonuses
 
 
@@ -251,10 +240,25 @@ def _expire_account(login: int, pks: list[int], now: datetime) -> int:
                 account=account,
                 audit_reason=f"expired at {bonus.expires_at.isoformat()}",
             )
+    _settle(login, operation, bonuses, actor=None, reason="bonus expired")
+    return len(bonuses)
+
+
+def _settle(
+    login: int,
+    operation,
+    bonuses: list[Bonus],
+    *,
+    actor,
+    reason: str,
+    balance: Decimal | None = None,
+) -> None:
+    """After commit: send the operation's writes, let Type A leverage follow, reload the rows."""
     operation_execute(operation)
     if any(bonus.bonus_type == "A" for bonus in bonuses):
-        leverage_sync(login=login, reason="bonus expired")
-    return len(bonuses)
+        leverage_sync(login=login, actor=actor, balance=balance, reason=reason)
+    for bonus in bonuses:
+        bonus.refresh_from_db()
 
 
 def _active_for_update(login: int, pks: list[int] | None = None) -> list[Bonus]:
