@@ -42,8 +42,10 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 
 ## bench: benchmarks, medians against a baseline measured in the same run
+BENCH_MONITOR_ACCOUNTS ?= 1000 10000 100000
 bench: install-dev
 	$(BIN)/python -m bench
+	for n in $(BENCH_MONITOR_ACCOUNTS); do $(BIN)/python manage.py bench_monitor --accounts $$n || exit 1; done
 
 doctor: install
 	$(BIN)/python manage.py doctor

@@ -1,11 +1,32 @@
+import logging
+
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.shortcuts import redirect
+from django.template.defaultfilters import truncatechars
 from django.template.response import TemplateResponse
+from django.urls import reverse
 
-from accounts.errors import ApplicationError
-from accounts.models import ApiKey, AuditEvent, User
-from accounts.services import api_key_create, api_key_revoke, user_roles
+from accounts.errors import ApplicationError, NotFoundError
+from accounts.models import AccountEvent, ApiKey, AuditEvent, MonitoredAccount, User
+from accounts.services import (
+    api_key_create,
+    api_key_revoke,
+    monitor_register,
+    monitor_reset_errors,
+    user_roles,
+)
+from accounts.services.events import account_events_retry_now
+from gateways.errors import GatewayError
+
+logger = logging.getLogger(__name__)
+
+MAX_BIGINT = 2**63 - 1
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -147,3 +168,154 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- The account monitor ------------------------------------------------------------------------
+
+
+class RegisterLoginForm(forms.Form):
+    login = forms.IntegerField(label="MT5 login", min_value=1, max_value=MAX_BIGINT)
+
+
+@admin.register(MonitoredAccount)
+class MonitoredAccountAdmin(admin.ModelAdmin):
+    """Every watched account with its snapshot and errors. Read-only: the sweep writes the
+    rows; a Super Admin registers a login by hand and resumes paused accounts."""
+
+    list_display = (
+        "login",
+        "status",
+        "balance",
+        "credit",
+        "equity",
+        "leverage",
+        "consecutive_errors",
+        "last_error_short",
+        "last_polled_at",
+        "last_changed_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("=login",)
+    search_help_text = "An MT5 login."
+    actions = ["reset_errors_selected"]
+    add_form_template = "admin/accounts/monitoredaccount/register.html"
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    # A hand-edited row would race the sweep (a stale snapshot saved over a fresh one), so
+    # nothing is changed here but through the services; add and change permissions gate them.
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_reset_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.change_monitoredaccount")
+
+    @admin.display(description="last error")
+    def last_error_short(self, row: MonitoredAccount) -> str:
+        return truncatechars(row.last_error, 60)
+
+    @admin.action(description="Reset errors and resume", permissions=["reset"])
+    def reset_errors_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        resumed = 0
+        for login in queryset.order_by("login").values_list("login", flat=True):
+            try:
+                monitor_reset_errors(login=login, actor=request.user)
+            except ApplicationError as exc:
+                self.message_user(request, f"{login}: not resumed: {exc.detail}", messages.ERROR)
+            else:
+                resumed += 1
+        if resumed:
+            self.message_user(
+                request, f"{resumed} account(s) active again, errors cleared.", messages.SUCCESS
+            )
+
+    def add_view(self, request: HttpRequest, form_url="", extra_context=None):
+        """Register one login by hand: a form with just the login, then `monitor_register`."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = RegisterLoginForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            login = form.cleaned_data["login"]
+            try:
+                row = monitor_register(login=login, actor=request.user)
+            except NotFoundError as exc:
+                form.add_error("login", exc.detail)
+            except ApplicationError as exc:
+                form.add_error(None, f"{exc.detail} ({exc.code})")
+            except GatewayError as exc:
+                logger.warning("admin register of %s: gateway error %s", login, exc)
+                form.add_error(None, f"The MT5 server did not answer ({exc}); try again.")
+            else:
+                self.message_user(
+                    request,
+                    f"MT5 account {row.login} is monitored ({row.get_status_display().lower()}).",
+                    messages.SUCCESS,
+                )
+                return redirect(reverse("admin:accounts_monitoredaccount_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            **(extra_context or {}),
+            "opts": self.model._meta,
+            "title": "Register an MT5 account for monitoring",
+            "form": form,
+        }
+        return TemplateResponse(request, self.add_form_template, context)
+
+
+@admin.register(AccountEvent)
+class AccountEventAdmin(admin.ModelAdmin):
+    """What the monitor saw and how handing it to the bonus engine went. Read-only; a Super
+    Admin can bring a pending event's next attempt forward."""
+
+    list_display = (
+        "id",
+        "login",
+        "kind",
+        "ticket",
+        "amount",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error_short",
+        "occurred_at",
+        "handled_at",
+    )
+    list_filter = ("kind", "status")
+    search_fields = ("=login", "=ticket")
+    search_help_text = "An MT5 login or a deal ticket."
+    actions = ["retry_now_selected"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.change_accountevent")
+
+    @admin.display(description="last error")
+    def last_error_short(self, event: AccountEvent) -> str:
+        return truncatechars(event.last_error, 60)
+
+    @admin.action(description="Retry now", permissions=["retry"])
+    def retry_now_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        due = account_events_retry_now(ids=list(queryset.values_list("pk", flat=True)))
+        skipped = queryset.count() - due
+        self.message_user(
+            request,
+            f"{due} pending event(s) due now; the next dispatch takes them."
+            + (f" {skipped} not pending, left as they are." if skipped > 0 else ""),
+            messages.SUCCESS if due else messages.WARNING,
+        )

@@ -8,6 +8,9 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_sync_roles, sender=self)
+        from accounts.metrics import MonitorCollector, register_scrape_collector
+
+        register_scrape_collector(MonitorCollector())
 
 
 def _sync_roles(sender, using="default", **kwargs) -> None:

@@ -162,3 +162,116 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AuditRefused("Audit events cannot be deleted.")
+
+
+class MonitoredAccount(models.Model):
+    """An MT5 client account the monitor watches: its last seen numbers and its deal cursor.
+
+    The snapshot (balance, credit, equity, leverage, `state_at`) and `deal_cursor` only move
+    in the transaction that records the events they produced, so a crash re-detects rather
+    than loses. Deals older than `watch_from` are history: seen, never acted on.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+
+    server = models.CharField(max_length=64)
+    login = models.BigIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    balance = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    credit = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    equity = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    leverage = models.PositiveIntegerField(default=0)
+    state_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the server reported the snapshot's numbers."
+    )
+    deal_cursor = models.BigIntegerField(
+        default=0, help_text="The last deal ticket the monitor has taken into account."
+    )
+    watch_from = models.DateTimeField(help_text="Deals before this time are history.")
+    registered_at = models.DateTimeField(null=True, blank=True)
+    consecutive_errors = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    last_polled_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a sweep last confirmed the snapshot (to a minute)."
+    )
+    last_changed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["login"]
+        constraints = [
+            models.UniqueConstraint(fields=["server", "login"], name="monitor_one_row_per_login")
+        ]
+        indexes = [models.Index(fields=["status", "login"], name="monitor_sweep_order")]
+
+    def __str__(self) -> str:
+        return f"{self.login} ({self.status})"
+
+
+class AccountEvent(models.Model):
+    """Something the monitor saw on an account, recorded before anything acts on it.
+
+    Deal events are unique on (server, ticket): seeing a deal twice records it once. A
+    pending event is dispatched to the bonus engine (through `accounts.signals`), retried
+    with backoff when that fails, and done when it succeeds.
+    """
+
+    class Kind(models.TextChoices):
+        DEPOSIT = "deposit", "Deposit"
+        WITHDRAWAL = "withdrawal", "Withdrawal"
+        DRAWDOWN = "drawdown", "Drawdown"
+        TRADE = "trade", "Closed trade"
+        REGISTRATION = "registration", "Registration"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        DONE = "done", "Done"
+
+    server = models.CharField(max_length=64)
+    login = models.BigIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    ticket = models.BigIntegerField(null=True, blank=True, help_text="The MT5 deal, if any.")
+    amount = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    balance_before = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    lots = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    equity = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    credit = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    comment = models.CharField(max_length=64, blank=True)
+    occurred_at = models.DateTimeField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    handled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["server", "ticket"],
+                condition=models.Q(ticket__isnull=False),
+                name="event_one_per_deal",
+            ),
+            models.UniqueConstraint(
+                fields=["server", "login"],
+                condition=models.Q(kind="registration"),
+                name="event_one_registration",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["login", "id"],
+                condition=models.Q(status__in=["pending", "processing"]),
+                name="event_open_by_login",
+            ),
+            models.Index(fields=["login", "-occurred_at"], name="event_by_login"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.login} ({self.status})"

@@ -5,6 +5,14 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from accounts.health import HEARTBEAT_CACHE_KEY
+from accounts.services.events import account_events_dispatch
+from accounts.services.monitor import (
+    SweepResult,
+    monitor_batch,
+    monitor_batch_finished,
+    monitor_discover,
+    monitor_sweep_schedule,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -16,3 +24,42 @@ def heartbeat() -> str:
     cache.set(HEARTBEAT_CACHE_KEY, now, timeout=None)
     logger.info("heartbeat", extra={"at": now})
     return now
+
+
+@shared_task(name="accounts.monitor_sweep")
+def monitor_sweep_task() -> str:
+    """Beat's sweep of every monitored account (fanned out in batches)."""
+    try:
+        return monitor_sweep_schedule()
+    except Exception:  # a sweep never raises out of its task: the next one runs in a second
+        logger.exception("monitor sweep failed")
+        return "failed"
+
+
+@shared_task(name="accounts.monitor_batch")
+def monitor_batch_task(*, first: int, last: int, sweep_id: str = "") -> dict:
+    """One batch of a fanned-out sweep."""
+    try:
+        result = monitor_batch(first=first, last=last)
+    except Exception:
+        logger.exception("monitor batch %s-%s failed", first, last)
+        result = SweepResult(batches=1, errors=1)
+    if sweep_id:
+        monitor_batch_finished(sweep_id=sweep_id, result=result)
+    return result.as_dict()
+
+
+@shared_task(name="accounts.monitor_discover")
+def monitor_discover_task() -> int:
+    """Register the server's new logins for monitoring."""
+    try:
+        return monitor_discover()
+    except Exception:
+        logger.exception("monitor discovery failed")
+        return 0
+
+
+@shared_task(name="accounts.dispatch_events")
+def dispatch_events_task() -> int:
+    """Retry the account events whose backoff has passed."""
+    return account_events_dispatch().handled

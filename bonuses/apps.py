@@ -4,3 +4,47 @@ from django.apps import AppConfig
 class BonusesConfig(AppConfig):
     name = "bonuses"
     verbose_name = "Bonuses"
+
+    def ready(self) -> None:
+        from accounts.signals import account_event_recorded, own_operation_comments
+
+        account_event_recorded.connect(_on_account_event, dispatch_uid="bonuses.account_event")
+        own_operation_comments.connect(_own_comments, dispatch_uid="bonuses.own_comments")
+
+
+# The monitor (accounts, a lower floor) records events; these receivers only call the bonus
+# engine's services, one per kind. A service that raises leaves the event for a retry.
+
+
+def _on_account_event(sender, event, **kwargs) -> None:
+    from bonuses import services
+
+    kind = event.kind
+    if kind == "deposit":
+        services.trigger_deposit(
+            login=event.login, amount=event.amount, deal_id=event.ticket, source="monitor"
+        )
+    elif kind == "withdrawal":
+        services.withdrawal_apply(
+            login=event.login,
+            amount=event.amount,
+            balance_before=event.balance_before,
+            deal_id=event.ticket,
+        )
+    elif kind == "drawdown":
+        services.drawdown_apply(login=event.login)
+    elif kind == "trade":
+        services.trade_deal_convert(
+            login=event.login,
+            deal_ticket=event.ticket,
+            lots=event.lots,
+            closed_at=event.occurred_at,
+        )
+    elif kind == "registration":
+        services.trigger_registration(login=event.login)
+
+
+def _own_comments(sender, comments, **kwargs) -> set[str]:
+    from bonuses.selectors import operation_comments
+
+    return operation_comments(comments=comments)

@@ -4,18 +4,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from accounts.errors import NotFoundError
-from accounts.models import AuditEvent
-from bonuses.models import Bonus
+from accounts.models import AuditEvent, MonitoredAccount
+from bonuses.models import Bonus, CreditIntent
 from gateways.mt5 import MT5Account, get_mt5_gateway
 
 BONUS_OBJECT_TYPE = Bonus._meta.label_lower
 CAMPAIGN_OBJECT_TYPE = "campaigns.campaign"
 
-# The account monitor arrives in a later issue; until then every account reads as this.
+# An account the monitor does not watch (yet: discovery registers new logins every minute).
 UNMONITORED = {"status": "unmonitored", "consecutive_errors": 0, "last_polled_at": None}
+
+OP_ID_LENGTH = len(CreditIntent.new_op_id())
 
 # One gateway call per this many logins when listing the whole server.
 _ACCOUNTS_BATCH = 500
@@ -78,7 +81,7 @@ def account_lookup(*, login: int, audit_limit: int = 200) -> AccountLookup:
     bonuses = list(bonus_list().filter(login=login))
     audit = list(audit_trail().filter(mt5_login=login).order_by("-at", "-id")[:audit_limit])
     return AccountLookup(
-        account=account, monitoring=dict(UNMONITORED), bonuses=bonuses, audit=audit
+        account=account, monitoring=_monitoring(login), bonuses=bonuses, audit=audit
     )
 
 
@@ -98,3 +101,20 @@ def mt5_metadata() -> dict[str, list]:
         "countries": gateway.list_countries(),
         "accounts": accounts,
     }
+
+
+def operation_comments(*, comments: Iterable[str]) -> set[str]:
+    """Which of these MT5 deal comments are op ids of the engine's own writes (one query)."""
+    wanted = [comment for comment in comments if len(comment) == OP_ID_LENGTH]
+    if not wanted:
+        return set()
+    return set(CreditIntent.objects.filter(op_id__in=wanted).values_list("op_id", flat=True))
+
+
+def _monitoring(login: int) -> dict[str, Any]:
+    row = (
+        MonitoredAccount.objects.filter(server=settings.MT5_SERVER, login=login)
+        .values("status", "consecutive_errors", "last_error", "last_polled_at")
+        .first()
+    )
+    return row if row is not None else dict(UNMONITORED, last_error="")

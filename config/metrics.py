@@ -21,6 +21,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from accounts.metrics import SCRAPE_COLLECTORS
+
 REQUESTS = Counter(
     "brokerdesk_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
 )
@@ -58,4 +60,6 @@ def metrics_view(request):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        for collector in SCRAPE_COLLECTORS:
+            registry.register(collector)
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

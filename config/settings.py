@@ -179,6 +179,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "CampaignStatusEnum": "campaigns.models.Campaign.Status",
         "BonusStatusEnum": "bonuses.models.Bonus.Status",
+        "MonitoredAccountStatusEnum": "accounts.models.MonitoredAccount.Status",
     },
 }
 
@@ -265,6 +266,22 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 HEARTBEAT_SECONDS = env.float("HEARTBEAT_SECONDS", default=30.0)
+
+# --- The account monitor (docs/monitor.md) ----------------------------------------------------
+MONITOR_SWEEP_SECONDS = env.float("MONITOR_SWEEP_SECONDS", default=1.0)
+MONITOR_DISCOVERY_SECONDS = env.float("MONITOR_DISCOVERY_SECONDS", default=60.0)
+MONITOR_BATCH_SIZE = env.int("MONITOR_BATCH_SIZE", default=1000)
+# Batches go to the workers as tasks; off, beat's worker sweeps them all itself.
+MONITOR_FAN_OUT = env.bool("MONITOR_FAN_OUT", default=True)
+MONITOR_PAUSE_AFTER_ERRORS = env.int("MONITOR_PAUSE_AFTER_ERRORS", default=5)
+MONITOR_REGISTRATION_WINDOW_HOURS = env.float("MONITOR_REGISTRATION_WINDOW_HOURS", default=24.0)
+MONITOR_POLL_STAMP_SECONDS = env.int("MONITOR_POLL_STAMP_SECONDS", default=60)
+MONITOR_SWEEP_LOCK_SECONDS = env.int("MONITOR_SWEEP_LOCK_SECONDS", default=30)
+MONITOR_OUTAGE_MAX_SECONDS = env.float("MONITOR_OUTAGE_MAX_SECONDS", default=60.0)
+MONITOR_EVENT_RETRY_SECONDS = env.float("MONITOR_EVENT_RETRY_SECONDS", default=5.0)
+MONITOR_EVENT_RETRY_MAX_SECONDS = env.float("MONITOR_EVENT_RETRY_MAX_SECONDS", default=3600.0)
+MONITOR_EVENT_LEASE_SECONDS = env.int("MONITOR_EVENT_LEASE_SECONDS", default=120)
+MONITOR_DISPATCH_LIMIT = env.int("MONITOR_DISPATCH_LIMIT", default=1000)
 # One table for beat, each entry with why it exists. django-celery-beat's DatabaseScheduler
 # drops `options={"expires": ...}`; `expire_seconds` is what it keeps. An entry removed here
 # stays in the database: remove it in a migration.
@@ -274,6 +291,24 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.heartbeat",
         "schedule": schedule(HEARTBEAT_SECONDS),
         "options": {"expire_seconds": max(1, int(HEARTBEAT_SECONDS) - 1)},
+    },
+    # The monitor: every active account's state compared, new deals recorded as events.
+    "accounts.monitor_sweep": {
+        "task": "accounts.monitor_sweep",
+        "schedule": schedule(MONITOR_SWEEP_SECONDS),
+        "options": {"expire_seconds": max(1, int(MONITOR_SWEEP_SECONDS))},
+    },
+    # New logins on the server become monitored accounts (and registration events).
+    "accounts.monitor_discover": {
+        "task": "accounts.monitor_discover",
+        "schedule": schedule(MONITOR_DISCOVERY_SECONDS),
+        "options": {"expire_seconds": max(1, int(MONITOR_DISCOVERY_SECONDS) - 5)},
+    },
+    # Events whose handling failed are retried here once their backoff has passed.
+    "accounts.dispatch_events": {
+        "task": "accounts.dispatch_events",
+        "schedule": schedule(10),
+        "options": {"expire_seconds": 9},
     },
     # A campaign past its ends_at is already refused by eligibility; this makes staff see it.
     "campaigns.end_expired": {

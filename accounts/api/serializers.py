@@ -1,8 +1,10 @@
+from decimal import Decimal
+
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from accounts.models import User, normalize_email
+from accounts.models import MonitoredAccount, User, normalize_email
 from accounts.services import user_email_taken, user_roles
 
 
@@ -54,3 +56,72 @@ class MeSerializer(serializers.ModelSerializer):
 
 class MeUpdateSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150, allow_blank=True)
+
+
+# --- Monitoring -------------------------------------------------------------------------------
+
+
+class MonitoringErrorSerializer(serializers.Serializer):
+    """`{detail, code}`, as every refusal answers (for the schema)."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField()
+
+
+class MonitoringStatusSerializer(serializers.Serializer):
+    accounts_total = serializers.IntegerField()
+    active = serializers.IntegerField()
+    paused = serializers.IntegerField()
+    last_sweep_at = serializers.DateTimeField(allow_null=True)
+    last_sweep_ms = serializers.IntegerField(allow_null=True)
+    sweeps_total = serializers.IntegerField()
+    events_pending = serializers.IntegerField(help_text="Account events pending or in progress.")
+
+
+class MonitoredAccountSerializer(serializers.ModelSerializer):
+    """A monitored account with the snapshot the last sweep confirmed (money: 2-decimal text)."""
+
+    class Meta:
+        model = MonitoredAccount
+        fields = [
+            "login",
+            "balance",
+            "equity",
+            "credit",
+            "leverage",
+            "status",
+            "consecutive_errors",
+            "last_error",
+            "last_polled_at",
+            "last_changed_at",
+            "paused_at",
+        ]
+        read_only_fields = fields
+
+
+class TestDealInputSerializer(serializers.Serializer):
+    amount = serializers.DecimalField(
+        max_digits=16,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        help_text="More than zero, up to two decimals; test-withdraw takes it off the balance.",
+    )
+
+
+class TestDealOutputSerializer(serializers.Serializer):
+    deal_id = serializers.IntegerField(help_text="The balance deal's ticket on the MT5 server.")
+
+
+class SweepResultSerializer(serializers.Serializer):
+    accounts = serializers.IntegerField(help_text="Active accounts swept.")
+    changed = serializers.IntegerField(help_text="Accounts whose numbers moved.")
+    deposits = serializers.IntegerField()
+    withdrawals = serializers.IntegerField()
+    drawdowns = serializers.IntegerField()
+    trades = serializers.IntegerField(help_text="Closed trade deals (Type C conversion).")
+    errors = serializers.IntegerField(help_text="Accounts the server did not answer for.")
+    paused = serializers.IntegerField(help_text="Accounts paused by this sweep's errors.")
+    batches = serializers.IntegerField()
+    outages = serializers.IntegerField(help_text="Batches skipped: the gateway was unavailable.")
+    dispatched = serializers.IntegerField(help_text="Events handed to the bonus engine.")
+    ms = serializers.IntegerField(help_text="Wall time of the sweep.")

@@ -295,8 +295,9 @@ class MT5MetadataSerializer(serializers.Serializer):
 
 
 class MonitoringStateSerializer(serializers.Serializer):
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=["active", "paused", "unmonitored"])
     consecutive_errors = serializers.IntegerField()
+    last_error = serializers.CharField()
     last_polled_at = serializers.DateTimeField(allow_null=True)
 
 

@@ -5,6 +5,7 @@ from gateways.loading import load_gateway
 from .protocol import MT5ManagerGateway
 from .types import (
     COMMENT_MAX_LENGTH,
+    AccountState,
     DealAction,
     DealEntry,
     MT5Account,
@@ -15,6 +16,7 @@ from .types import (
 
 __all__ = [
     "COMMENT_MAX_LENGTH",
+    "AccountState",
     "DealAction",
     "DealEntry",
     "MT5Account",

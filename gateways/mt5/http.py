@@ -12,6 +12,7 @@ logins and tickets as integers. An error answers 4xx/5xx with `{"code": ..., "de
     GET  /groups                                                        -> {groups: [str]}
     GET  /countries                                                     -> {countries: [str]}
     POST /accounts/query             {logins: [int]}                    -> {accounts: [Account]}
+    POST /accounts/states            {logins: [int]}                    -> {states: [State]}
     POST /accounts                   {name, group, country, leverage, password, lead_source,
                                       currency}                         -> 201 {account: Account}
     POST /accounts/{login}/balance   {amount, comment}                  -> {ticket}
@@ -27,6 +28,7 @@ logins and tickets as integers. An error answers 4xx/5xx with `{"code": ..., "de
 
     Account  {login, name, group, country, lead_source, balance, credit, equity, leverage,
               currency, enabled, registered_at}
+    State    [login, balance, credit, equity, leverage]   (a row, not an object: compact)
     Deal     {ticket, login, time, action, entry, symbol, volume, price, profit, comment,
               position_id}
     Position {ticket, login, symbol, side, volume, open_price, profit}
@@ -48,7 +50,14 @@ from django.conf import settings
 from gateways import http
 from gateways.errors import PermanentGatewayError, TransientGatewayError, UnknownOutcomeError
 
-from .types import MT5Account, MT5Deal, MT5Position, check_comment, to_money
+from .types import (
+    AccountState,
+    MT5Account,
+    MT5Deal,
+    MT5Position,
+    check_comment,
+    to_money,
+)
 
 GATEWAY = "mt5"
 T = TypeVar("T")
@@ -82,6 +91,19 @@ class HttpMT5Gateway:
             json={"logins": wanted},
         )
         return {account.login: account for account in accounts}
+
+    def get_states(self, logins: Iterable[int]) -> dict[int, AccountState]:
+        """Return the watched numbers of `logins` in one call, as compact rows."""
+        wanted = sorted({int(login) for login in logins})
+        return self._call(
+            "POST",
+            "/accounts/states",
+            lambda body: {
+                int(row[0]): AccountState(*(_money(value) for value in row[1:4]), int(row[4]))
+                for row in body["states"]
+            },
+            json={"logins": wanted},
+        )
 
     def list_logins(self) -> list[int]:
         """Return every login, ascending."""
@@ -320,6 +342,10 @@ def _by_ticket(item: MT5Deal | MT5Position) -> int:
 def _decimal(value: Any) -> Decimal:
     # str() first: a bridge that sends JSON numbers must not turn 0.1 into 0.1000000000000000055.
     return Decimal(str(value))
+
+
+def _money(value: Any) -> Decimal:
+    return to_money(_decimal(value))
 
 
 def _time(value: str) -> datetime:

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from .types import MT5Account, MT5Deal, MT5Position
+from .types import AccountState, MT5Account, MT5Deal, MT5Position
 
 
 @runtime_checkable
@@ -23,6 +23,10 @@ class MT5ManagerGateway(Protocol):
 
     def get_accounts(self, logins: Iterable[int]) -> dict[int, MT5Account]:
         """Return the accounts of `logins` in one call; unknown logins are simply absent."""
+
+    def get_states(self, logins: Iterable[int]) -> dict[int, AccountState]:
+        """Return balance, credit, equity and leverage of `logins` in one call (money as
+        cents); unknown logins are absent. The monitor's per-second call: keep it lean."""
 
     def list_logins(self) -> list[int]:
         """Return every login on the server, ascending."""

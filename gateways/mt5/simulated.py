@@ -22,6 +22,8 @@ from gateways.simulation import apply_knobs
 
 from .demo_accounts import DEMO_ACCOUNTS
 from .types import (
+    CENT,
+    AccountState,
     DealAction,
     DealEntry,
     MT5Account,
@@ -133,6 +135,38 @@ class SimulatedMT5Gateway:
         apply_knobs(GATEWAY)
         rows = _with_floating().filter(login__in={int(login) for login in logins})
         return {row.login: _account(row) for row in rows}
+
+    def get_states(self, logins: Iterable[int]) -> dict[int, AccountState]:
+        """Return the watched numbers of `logins`: two queries, no model instances.
+
+        The monitor asks for a batch of neighbouring logins, so the queries take their range
+        and drop the strangers in Python: a 1,000-value IN list costs more to send and plan.
+        """
+        apply_knobs(GATEWAY)
+        wanted = {int(login) for login in logins}
+        if not wanted:
+            return {}
+        span = {"gte": min(wanted), "lte": max(wanted)}
+        positions = SimulatedMT5Position.objects.filter(
+            account_id__gte=span["gte"], account_id__lte=span["lte"]
+        )
+        floating = dict(
+            positions.values("account_id")
+            .annotate(total=Sum("profit"))
+            .values_list("account_id", "total")
+            .order_by()
+        )
+        rows = SimulatedMT5Account.objects.filter(login__gte=span["gte"], login__lte=span["lte"])
+        states = {}
+        for login, balance, credit, leverage in rows.values_list(
+            "login", "balance", "credit", "leverage"
+        ).order_by():
+            if login not in wanted:
+                continue
+            extra = floating.get(login)
+            equity = balance + credit + extra if extra is not None else balance + credit
+            states[login] = AccountState(balance, credit, equity.quantize(CENT), leverage)
+        return states
 
     def list_logins(self) -> list[int]:
         """Return every login, ascending."""

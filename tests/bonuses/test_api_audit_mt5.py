@@ -176,6 +176,7 @@ def test_the_account_lookup_shows_live_state_bonuses_and_audit(
     assert body["monitoring"] == {
         "status": "unmonitored",
         "consecutive_errors": 0,
+        "last_error": "",
         "last_polled_at": None,
     }
     assert [row["id"] for row in body["bonuses"]] == [bonus.pk]

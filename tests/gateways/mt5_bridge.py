@@ -188,6 +188,14 @@ class FakeMT5Bridge:
         if method == "POST" and path == "/accounts/query":
             found = [self.accounts[x] for x in body["logins"] if x in self.accounts]
             return 200, {"accounts": [self._account_json(a) for a in found]}
+        if method == "POST" and path == "/accounts/states":
+            found = [
+                self._account_json(self.accounts[x]) for x in body["logins"] if x in self.accounts
+            ]
+            rows = [
+                [a["login"], a["balance"], a["credit"], a["equity"], a["leverage"]] for a in found
+            ]
+            return 200, {"states": rows}
         if method == "POST" and path == "/accounts":
             return self._create(body)
         if method == "POST" and path == "/deals/query":

@@ -18,6 +18,7 @@ from gateways.errors import PermanentGatewayError, TransientGatewayError
 from gateways.loading import reset_gateways
 from gateways.models import SimulatedMT5Account, SimulatedMT5Deal, SimulatorKnobs
 from gateways.mt5 import (
+    AccountState,
     DealAction,
     DealEntry,
     MT5ManagerGateway,
@@ -89,6 +90,27 @@ def test_accounts_come_back_in_one_batch_without_the_unknown_logins(server):
     assert ann.registered_at.utcoffset().total_seconds() == 0
     assert accounts[second].credit == Decimal("250.00")
     assert accounts[second].lead_source == "IB-ALPHA"
+
+
+def test_states_come_back_in_one_batch_as_the_accounts_numbers(server):
+    quiet = server.add_account(balance="1000.50", leverage=200)
+    trading = server.add_account(balance=1000, credit=200, leverage=500)
+    server.open_position(trading, symbol="EURUSD", side="buy", volume="1", profit="-150.25")
+
+    states = server.gateway.get_states([quiet, trading, 999_999])
+
+    assert set(states) == {quiet, trading}
+    assert states[quiet] == (Decimal("1000.50"), 0, Decimal("1000.50"), 200)
+    assert states[trading] == AccountState(
+        balance=Decimal("1000.00"),
+        credit=Decimal("200.00"),
+        equity=Decimal("1049.75"),
+        leverage=500,
+    )
+    assert states[trading] == tuple(
+        getattr(_account(server, trading), name) for name in AccountState._fields
+    )
+    assert str(states[trading].equity) == "1049.75"
 
 
 def test_equity_is_balance_plus_credit_plus_the_open_positions_profit(server):

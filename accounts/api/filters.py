@@ -1,0 +1,62 @@
+"""Query filters of the monitoring API."""
+
+import django_filters
+from django import forms
+from django.db.models import QuerySet
+from django_filters.constants import EMPTY_VALUES
+
+from accounts.models import MonitoredAccount
+
+MAX_BIGINT = 2**63 - 1
+
+
+class LoginFilter(django_filters.NumberFilter):
+    """An MT5 login: "1.5", "-1" or a 30-digit number is a 400, not a 500."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_BIGINT)
+        super().__init__(*args, **kwargs)
+
+
+class LoginTieBreakOrdering(django_filters.OrderingFilter):
+    """`?ordering=`; rows that tie (same balance, say) stay in login order across pages."""
+
+    def filter(self, qs: QuerySet, value) -> QuerySet:
+        if value in EMPTY_VALUES:
+            return qs
+        return qs.order_by(*(self.get_ordering_value(param) for param in value), "login")
+
+
+class MonitoredAccountFilter(django_filters.FilterSet):
+    """`?status, login, has_errors, ordering` (e.g. `-consecutive_errors`, `balance`)."""
+
+    status = django_filters.ChoiceFilter(choices=MonitoredAccount.Status.choices)
+    login = LoginFilter(field_name="login")
+    has_errors = django_filters.BooleanFilter(
+        method="filter_has_errors", label="Has consecutive errors"
+    )
+    ordering = LoginTieBreakOrdering(
+        fields=(
+            "login",
+            "balance",
+            "equity",
+            "credit",
+            "leverage",
+            "status",
+            "consecutive_errors",
+            "last_polled_at",
+            "last_changed_at",
+        )
+    )
+
+    class Meta:
+        model = MonitoredAccount
+        fields = ["status", "login", "has_errors"]
+
+    def filter_has_errors(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
+        if value:
+            return queryset.filter(consecutive_errors__gt=0)
+        return queryset.filter(consecutive_errors=0)

@@ -1,0 +1,118 @@
+"""Dispatch of recorded account events to the apps that act on them (the bonus engine).
+
+An event is claimed with one conditional UPDATE (pending and due, or processing with an
+expired lease), handed to `account_event_recorded`'s receivers, and marked done only when
+they all returned. A receiver that raises leaves the event pending with a backoff; a worker
+that dies mid-way leaves it processing until its lease ends, then it is taken again. The
+receivers' services are idempotent on the deal ticket, so a retry after a crash changes
+nothing twice. Events of one login are handled in the order they were recorded: one that
+fails holds back the later ones of its login.
+"""
+
+import logging
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import AccountEvent
+from accounts.signals import account_event_recorded
+
+logger = logging.getLogger(__name__)
+
+OPEN = (AccountEvent.Status.PENDING, AccountEvent.Status.PROCESSING)
+
+
+@dataclass
+class DispatchResult:
+    handled: int = 0
+    failed: int = 0
+    held: int = 0
+
+
+def account_events_dispatch(
+    *, logins: Iterable[int] | None = None, limit: int | None = None
+) -> DispatchResult:
+    """Hand every due open event (of `logins`, or all) to the receivers, oldest first."""
+    result = DispatchResult()
+    now = timezone.now()
+    open_events = AccountEvent.objects.filter(status__in=OPEN).order_by("login", "id")
+    if logins is not None:
+        open_events = open_events.filter(login__in=list(logins))
+    blocked: set[int] = set()
+    for event in open_events[: limit or settings.MONITOR_DISPATCH_LIMIT]:
+        if event.login in blocked:
+            result.held += 1
+            continue
+        if not _claim(event, now):
+            # Not due yet, or another worker holds it: later events of the login wait.
+            blocked.add(event.login)
+            result.held += 1
+            continue
+        if _handle(event):
+            result.handled += 1
+        else:
+            blocked.add(event.login)
+            result.failed += 1
+    return result
+
+
+def _claim(event: AccountEvent, now) -> bool:
+    lease = now + timedelta(seconds=settings.MONITOR_EVENT_LEASE_SECONDS)
+    due = Q(status=AccountEvent.Status.PENDING, next_attempt_at__lte=now) | Q(
+        status=AccountEvent.Status.PROCESSING, claimed_until__lt=now
+    )
+    claimed = AccountEvent.objects.filter(due, pk=event.pk).update(
+        status=AccountEvent.Status.PROCESSING, claimed_until=lease, attempts=F("attempts") + 1
+    )
+    if claimed:
+        event.status, event.claimed_until = AccountEvent.Status.PROCESSING, lease
+        event.attempts += 1
+    return claimed == 1
+
+
+def _handle(event: AccountEvent) -> bool:
+    try:
+        account_event_recorded.send(sender=AccountEvent, event=event)
+    except Exception as exc:
+        delay = min(
+            settings.MONITOR_EVENT_RETRY_SECONDS * 2 ** (event.attempts - 1),
+            settings.MONITOR_EVENT_RETRY_MAX_SECONDS,
+        )
+        delay *= random.uniform(0.8, 1.2)
+        AccountEvent.objects.filter(pk=event.pk, status=AccountEvent.Status.PROCESSING).update(
+            status=AccountEvent.Status.PENDING,
+            claimed_until=None,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            last_error=f"{type(exc).__name__}: {exc}"[:1000],
+        )
+        log = logger.warning if event.attempts == 1 else logger.info
+        log(
+            "account event %s (%s on %s) failed, retry in %.0fs: %s",
+            event.pk,
+            event.kind,
+            event.login,
+            delay,
+            exc,
+        )
+        return False
+    AccountEvent.objects.filter(pk=event.pk).update(
+        status=AccountEvent.Status.DONE, claimed_until=None, handled_at=timezone.now()
+    )
+    return True
+
+
+def account_events_pending() -> int:
+    """How many events wait to be handled (pending or in progress)."""
+    return AccountEvent.objects.filter(status__in=OPEN).count()
+
+
+def account_events_retry_now(*, ids: Iterable[int]) -> int:
+    """Make these events due now, if still pending (one conditional UPDATE); return how many."""
+    return AccountEvent.objects.filter(pk__in=list(ids), status=AccountEvent.Status.PENDING).update(
+        next_attempt_at=timezone.now()
+    )
