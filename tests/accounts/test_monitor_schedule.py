@@ -82,3 +82,17 @@ def test_a_sweep_task_never_raises_even_when_the_sweep_breaks(monkeypatch):
     monkeypatch.setattr(tasks, "monitor_sweep_schedule", broken)
 
     assert monitor_sweep_task() == "failed"
+
+
+def test_metrics_show_the_monitored_accounts_the_paused_ones_and_the_last_sweep(client):
+    from accounts.services import monitor_sweep
+
+    MonitoredAccount.objects.filter(login=10002).update(status="paused")
+    monitor_sweep()
+
+    text = client.get("/metrics").content.decode()
+
+    assert 'brokerdesk_monitor_accounts{status="active"} 9.0' in text
+    assert 'brokerdesk_monitor_accounts{status="paused"} 1.0' in text
+    assert "brokerdesk_monitor_events_pending 0.0" in text
+    assert "brokerdesk_monitor_last_sweep_timestamp_seconds 0.0" not in text
