@@ -58,6 +58,19 @@ def test_bootstrap_seeds_the_ten_simulated_mt5_accounts(settings):
 
 
 @pytest.mark.django_db
+def test_bootstrap_has_the_monitor_watch_the_simulated_accounts_from_the_start(settings):
+    from accounts.models import MonitoredAccount
+
+    settings.DEBUG = True
+    settings.MT5_GATEWAY = "gateways.mt5.simulated.SimulatedMT5Gateway"
+    call_command("bootstrap")
+    call_command("bootstrap")
+
+    watched = set(MonitoredAccount.objects.values_list("login", flat=True))
+    assert set(range(10001, 10011)) <= watched
+
+
+@pytest.mark.django_db
 def test_bootstrap_never_creates_demo_users_with_debug_off(settings, capsys):
     settings.DEBUG = False
     call_command("bootstrap")

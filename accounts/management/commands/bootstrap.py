@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from accounts.services import roles_sync
+from accounts.services import monitor_discover, roles_sync
 from accounts.services.demo_data import DEMO_USERS, demo_users_ensure
 
 
@@ -29,3 +29,6 @@ class Command(BaseCommand):
 
         accounts = seed_demo_accounts()
         self.stdout.write(f"simulated MT5 accounts: {accounts} created")
+        if settings.MT5_GATEWAY.startswith("gateways.mt5.simulated."):
+            # Watched from the first second of `make run`, not after discovery's first minute.
+            self.stdout.write(f"monitored accounts: {monitor_discover()} registered")
