@@ -179,6 +179,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "CampaignStatusEnum": "campaigns.models.Campaign.Status",
         "BonusStatusEnum": "bonuses.models.Bonus.Status",
+        "DeliveryStatusEnum": "delivery.models.Delivery.Status",
+        "DeliveryMethodEnum": "delivery.models.Delivery.Method",
         "MonitoredAccountStatusEnum": "accounts.models.MonitoredAccount.Status",
     },
 }
@@ -334,6 +336,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=15, hour=3),
         "options": {"expire_seconds": 3600},
     },
+    # One-time links past their lifetime: marked expired, their ciphertext wiped.
+    "delivery.expire_due": {
+        "task": "delivery.expire_due",
+        "schedule": schedule(60),
+        "options": {"expire_seconds": 55},
+    },
 }
 
 # --- Gateways: the outside servers ------------------------------------------------------------
@@ -377,6 +385,26 @@ AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default=SECRET_KEY)
 # --- Metrics --------------------------------------------------------------------------------
 # When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# --- Delivery (docs/delivery.md) -------------------------------------------------------------
+# AES-256-GCM keys for secrets at rest, "kid:base64key" separated by commas, newest first.
+# Production refuses to start without them; the embedded default (DEBUG, none set) makes
+# var/encryption.keys on first run and says so.
+ENCRYPTION_KEYS = env.str("ENCRYPTION_KEYS", default="")
+if not ENCRYPTION_KEYS and not DEBUG:
+    raise ImproperlyConfigured(
+        "ENCRYPTION_KEYS must be set when DEBUG is off: see docs/delivery.md "
+        "(manage.py generate_encryption_key prints a new key)."
+    )
+ENCRYPTION_KEY_FILE = "" if ENCRYPTION_KEYS else str(VAR_DIR / "encryption.keys")
+# Where one-time links point: /d/<token> under this address.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+DELIVERY_LINK_TTL_MINUTES = env.int("DELIVERY_LINK_TTL_MINUTES", default=30)
+# Per client address, on /d/<token> and the reveal API: reveals (POST) and page views (GET).
+DELIVERY_REVEAL_RATE_LIMIT = env.str("DELIVERY_REVEAL_RATE_LIMIT", default="10/min")
+DELIVERY_VIEW_RATE_LIMIT = env.str("DELIVERY_VIEW_RATE_LIMIT", default="60/min")
+# Telegram and email sends: retries of transient failures (backoff with jitter) before failed.
+DELIVERY_SEND_MAX_RETRIES = env.int("DELIVERY_SEND_MAX_RETRIES", default=5)
 
 # --- Logging: one JSON object per line on stdout ----------------------------------------------
 

@@ -12,11 +12,13 @@ api_v1 = [
     path("", include("accounts.api.urls")),
     path("", include("campaigns.api.urls")),
     path("", include("bonuses.api.urls")),
+    path("", include("delivery.api.urls")),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("d/", include("delivery.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", health.healthz, name="healthz"),

@@ -1,5 +1,6 @@
 """What operators run: bootstrap, doctor, the deploy check, the beat heartbeat."""
 
+import base64
 import os
 import subprocess
 import sys
@@ -100,6 +101,12 @@ def test_doctor_fails_clearly_when_the_database_is_unreachable(tmp_path):
     assert "check(s) failed: database" in result.stderr
 
 
+# Made for these tests only: random bytes, never used anywhere else.
+PRODUCTION_KEYS = {
+    "ENCRYPTION_KEYS": "k2:" + base64.b64encode(os.urandom(32)).decode(),
+}
+
+
 def test_production_settings_pass_the_deploy_check():
     result = run_manage(
         "check",
@@ -109,8 +116,22 @@ def test_production_settings_pass_the_deploy_check():
         DEBUG="false",
         SECRET_KEY="k" * 20 + "Zr8#vQ2!mP5@xL9$wT3^bN7&cJ1*hF6(",
         ALLOWED_HOSTS="backoffice.example.com",
+        **PRODUCTION_KEYS,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("ENCRYPTION_KEYS", "ENCRYPTION_KEYS must be set"),
+    ],
+)
+def test_production_refuses_to_start_without_each_of_its_keys(missing, message):
+    keys = {**PRODUCTION_KEYS, missing: ""}
+    result = run_manage("check", DEBUG="false", SECRET_KEY="s" * 50, **keys)
+    assert result.returncode != 0
+    assert message in result.stderr
 
 
 def test_production_refuses_to_start_without_a_secret_key():

@@ -26,12 +26,24 @@ class HttpTelegramGateway:
         """Raise a `GatewayError` unless the API knows this bot (getMe)."""
         self._call("GET", "getMe", retries=settings.GATEWAY_MAX_RETRIES)
 
-    def send_message(self, *, chat_id: str, text: str) -> int:
+    def send_message(
+        self,
+        *,
+        chat_id: str,
+        text: str,
+        disable_link_preview: bool = False,
+        protect_content: bool = False,
+    ) -> int:
         """Send `text` to `chat_id`; return Telegram's message id."""
+        body: dict[str, Any] = {"chat_id": chat_id, "text": text}
+        if disable_link_preview:
+            body["link_preview_options"] = {"is_disabled": True}
+        if protect_content:
+            body["protect_content"] = True
         result = self._call(
             "POST",
             "sendMessage",
-            json={"chat_id": chat_id, "text": text},
+            json=body,
             # Not idempotent: a resend after a lost answer could deliver twice, so a timeout is
             # an UnknownOutcomeError and nothing is retried here. A 429 carries `retry_after`
             # (often tens of seconds): the caller's task retry with backoff is the right wait.

@@ -16,8 +16,19 @@ class TelegramGateway(Protocol):
     def ping(self) -> None:
         """Raise a `GatewayError` unless the API answers for this bot."""
 
-    def send_message(self, *, chat_id: str, text: str) -> int:
-        """Send `text` to `chat_id` (an id or "@channelname"); return the message id."""
+    def send_message(
+        self,
+        *,
+        chat_id: str,
+        text: str,
+        disable_link_preview: bool = False,
+        protect_content: bool = False,
+    ) -> int:
+        """Send `text` to `chat_id` (an id or "@channelname"); return the message id.
+
+        `disable_link_preview`: Telegram draws no preview of links in the text (so it does not
+        fetch them); `protect_content`: the message cannot be forwarded or saved.
+        """
 
     def get_updates(self, *, offset: int | None = None, limit: int = 100) -> list[TelegramUpdate]:
         """Return pending updates from `offset` on, oldest first.

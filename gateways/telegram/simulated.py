@@ -24,8 +24,16 @@ class SimulatedTelegramGateway:
         """Answer unless the knobs say otherwise."""
         apply_knobs(GATEWAY)
 
-    def send_message(self, *, chat_id: str, text: str) -> int:
-        """Record the message in the outbox and return its id."""
+    def send_message(
+        self,
+        *,
+        chat_id: str,
+        text: str,
+        disable_link_preview: bool = False,
+        protect_content: bool = False,
+    ) -> int:
+        """Record the message in the outbox and return its id (the flags change nothing here:
+        the simulated server draws no previews and has no one to forward to)."""
         apply_knobs(GATEWAY)
         if not CHAT_ID.match(str(chat_id)):
             raise PermanentGatewayError("Bad Request: chat not found", gateway=GATEWAY)
