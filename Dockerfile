@@ -11,6 +11,9 @@ COPY . .
 RUN useradd --create-home --uid 1000 brokerdesk \
     && mkdir -p /app/var /tmp/prometheus \
     && DEBUG=false SECRET_KEY=build-only-collectstatic-key-not-secret-0123456789abcdef \
+       ENCRYPTION_KEYS="build:$(python -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())')" \
+       LICENSE_KEY_PEPPER=build-only-not-secret \
+       LICENSE_SIGNING_KEY="$(python -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())')" \
        python manage.py collectstatic --noinput --verbosity 0 \
     && chown -R brokerdesk /app/var /tmp/prometheus
 USER brokerdesk

@@ -46,6 +46,8 @@ BENCH_MONITOR_ACCOUNTS ?= 1000 10000 100000
 bench: install-dev
 	$(BIN)/python -m bench
 	for n in $(BENCH_MONITOR_ACCOUNTS); do $(BIN)/python manage.py bench_monitor --accounts $$n || exit 1; done
+	$(BIN)/python manage.py bench_pool --concurrency 100 --requests 1000
+	$(BIN)/python manage.py bench_license
 
 doctor: install
 	$(BIN)/python manage.py doctor

@@ -14,6 +14,7 @@ class AdvisoryLock(IntEnum):
     # The two-int4 key space; the audit trail uses the single-bigint space, so no clash.
     MT5_ACCOUNT = 1  # money and leverage work on one MT5 login
     DEMO_POOL_REFILL = 2  # one refill of the demo pool at a time
+    LICENSING_QUOTA = 3  # quota checks of one user (licensing.services.quotas)
 
 
 def advisory_xact_lock(namespace: AdvisoryLock, key: int) -> None:

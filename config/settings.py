@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "licensing.middleware.ApiUsageLogMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -182,6 +183,13 @@ SPECTACULAR_SETTINGS = {
         "DeliveryStatusEnum": "delivery.models.Delivery.Status",
         "DeliveryMethodEnum": "delivery.models.Delivery.Method",
         "MonitoredAccountStatusEnum": "accounts.models.MonitoredAccount.Status",
+        "DemoAccountStatusEnum": "demo_pool.models.DemoAccount.Status",
+        "ActivationRequestStatusEnum": "demo_pool.models.ActivationRequest.Status",
+        "PressPassStatusEnum": "demo_pool.models.PressPass.Status",
+        "LicenseStatusEnum": "licensing.models.License.Status",
+        "LicenseTypeEnum": "licensing.models.License.Type",
+        "LicenseCodeEnum": "licensing.models.License.Code",
+        "PlanCodeEnum": "licensing.models.Plan.Code",
     },
 }
 
@@ -342,7 +350,100 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": schedule(60),
         "options": {"expire_seconds": 55},
     },
+    # Keeps the demo pool between its minimum and target; also retries provisioning.
+    "demo_pool.refill": {
+        "task": "demo_pool.refill",
+        "schedule": schedule(60),
+        "options": {"expire_seconds": 55},
+    },
+    # Checks the stalest demo accounts (each at most once per the admin's interval).
+    "demo_pool.health_check": {
+        "task": "demo_pool.health_check",
+        "schedule": schedule(60),
+        "options": {"expire_seconds": 55},
+    },
+    # Press passes past their expiry: disabled on the server, marked expired.
+    "demo_pool.expire_due": {
+        "task": "demo_pool.expire_due",
+        "schedule": schedule(300),
+        "options": {"expire_seconds": 290},
+    },
+    # Failed, retired and expired accounts cleaned up (at the admin's interval, 4 h).
+    "demo_pool.cleanup": {
+        "task": "demo_pool.cleanup",
+        "schedule": schedule(900),
+        "options": {"expire_seconds": 890},
+    },
+    # Last-active times and the API usage log, buffered in Redis, written in bulk.
+    "licensing.flush_activity": {
+        "task": "licensing.flush_activity",
+        "schedule": schedule(env.float("LICENSE_FLUSH_SECONDS", default=10.0)),
+        "options": {"expire_seconds": 9},
+    },
+    # Licenses past expires_at are marked EXPIRED (validation already says so).
+    "licensing.expire_due": {
+        "task": "licensing.expire_due",
+        "schedule": schedule(300),
+        "options": {"expire_seconds": 290},
+    },
+    # The API usage log keeps LICENSE_USAGE_RETENTION_DAYS; spent daily quota holds go too.
+    "licensing.purge_usage": {
+        "task": "licensing.purge_usage",
+        "schedule": crontab(minute=40, hour=3),
+        "options": {"expire_seconds": 3600},
+    },
 }
+
+# --- Licensing (docs/licensing.md) -----------------------------------------------------------
+# Keys are stored only as HMAC-SHA256(pepper, key). Production sets the pepper; DEBUG derives
+# one from SECRET_KEY. Changing it makes every issued key unknown.
+LICENSE_KEY_PEPPER = env.str("LICENSE_KEY_PEPPER", default="")
+if not LICENSE_KEY_PEPPER:
+    if not DEBUG:
+        raise ImproperlyConfigured("LICENSE_KEY_PEPPER must be set when DEBUG is off.")
+    import hashlib as _hashlib
+    import hmac as _hmac
+
+    LICENSE_KEY_PEPPER = _hmac.new(
+        SECRET_KEY.encode(), b"brokerdesk licensing pepper", _hashlib.sha256
+    ).hexdigest()
+# Ed25519 private key (base64 of the 32 raw bytes) signing validation answers and license
+# files. Production sets it; DEBUG makes var/license-signing.key on first use.
+LICENSE_SIGNING_KEY = env.str("LICENSE_SIGNING_KEY", default="")
+if not LICENSE_SIGNING_KEY and not DEBUG:
+    raise ImproperlyConfigured(
+        "LICENSE_SIGNING_KEY must be set when DEBUG is off: see docs/licensing.md "
+        "(manage.py license keygen prints a new key)."
+    )
+LICENSE_SIGNING_KEY_FILE = "" if LICENSE_SIGNING_KEY else str(VAR_DIR / "license-signing.key")
+LICENSE_KEY_PREFIX = env.str("LICENSE_KEY_PREFIX", default="QT")
+LICENSE_VALIDATION_CACHE_SECONDS = env.int("LICENSE_VALIDATION_CACHE_SECONDS", default=30)
+LICENSE_FILE_TTL_HOURS = env.int("LICENSE_FILE_TTL_HOURS", default=72)
+# Rate limits (GCRA in Redis; in-process when Redis does not answer).
+LICENSE_RATE_LIMIT_REDIS_URL = env.str("LICENSE_RATE_LIMIT_REDIS_URL", default=REDIS_URL)
+LICENSE_VALIDATE_RATE_LIMIT_PER_KEY = env.str("LICENSE_VALIDATE_RATE_LIMIT_PER_KEY", "60/min")
+LICENSE_VALIDATE_RATE_LIMIT_PER_IP = env.str("LICENSE_VALIDATE_RATE_LIMIT_PER_IP", "600/min")
+LICENSE_PUBLIC_RATE_LIMIT = env.str("LICENSE_PUBLIC_RATE_LIMIT", default="120/min")
+# API usage log: paths logged, buffering, retention.
+LICENSE_USAGE_LOG_PREFIX = env.str("LICENSE_USAGE_LOG_PREFIX", default="/api/")
+# Without Redis (or while it is down) calls are spooled to files here, one per process.
+LICENSE_USAGE_SPOOL_DIR = env.str(
+    "LICENSE_USAGE_SPOOL_DIR", default=str(VAR_DIR / "licensing-usage")
+)
+LICENSE_USAGE_RETENTION_DAYS = env.int("LICENSE_USAGE_RETENTION_DAYS", default=90)
+LICENSE_FLUSH_SECONDS = env.float("LICENSE_FLUSH_SECONDS", default=10.0)
+LICENSE_SUBSCRIPTION_DAYS = env.int("LICENSE_SUBSCRIPTION_DAYS", default=30)
+
+# --- Demo pool (docs/demo_pool.md) ---------------------------------------------------------
+# Sizing and account defaults live in the admin (PoolConfig); these are the process knobs.
+DEMO_POOL_SERVER_NAME = env.str("DEMO_POOL_SERVER_NAME", default="")  # blank: MT5_SERVER
+DEMO_POOL_PROVISION_MAX_ATTEMPTS = env.int("DEMO_POOL_PROVISION_MAX_ATTEMPTS", default=5)
+DEMO_POOL_PROVISION_BACKOFF_SECONDS = env.float("DEMO_POOL_PROVISION_BACKOFF_SECONDS", default=5.0)
+DEMO_POOL_PROVISION_LEASE_SECONDS = env.int("DEMO_POOL_PROVISION_LEASE_SECONDS", default=120)
+DEMO_POOL_HEALTH_BATCH_SIZE = env.int("DEMO_POOL_HEALTH_BATCH_SIZE", default=50)
+DEMO_POOL_HEALTH_MAX_FAILURES = env.int("DEMO_POOL_HEALTH_MAX_FAILURES", default=2)
+DEMO_POOL_EXPIRY_BATCH_SIZE = env.int("DEMO_POOL_EXPIRY_BATCH_SIZE", default=200)
+DEMO_POOL_HEALTH_LOG_DAYS = env.int("DEMO_POOL_HEALTH_LOG_DAYS", default=30)
 
 # --- Gateways: the outside servers ------------------------------------------------------------
 # Each names the class to load; the simulated servers (state in the database) are the default.

@@ -13,6 +13,8 @@ api_v1 = [
     path("", include("campaigns.api.urls")),
     path("", include("bonuses.api.urls")),
     path("", include("delivery.api.urls")),
+    path("", include("licensing.api.urls")),
+    path("", include("demo_pool.api.urls")),
 ]
 
 urlpatterns = [

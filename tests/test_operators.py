@@ -104,6 +104,8 @@ def test_doctor_fails_clearly_when_the_database_is_unreachable(tmp_path):
 # Made for these tests only: random bytes, never used anywhere else.
 PRODUCTION_KEYS = {
     "ENCRYPTION_KEYS": "k2:" + base64.b64encode(os.urandom(32)).decode(),
+    "LICENSE_KEY_PEPPER": base64.b64encode(os.urandom(32)).decode(),
+    "LICENSE_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
 }
 
 
@@ -125,6 +127,8 @@ def test_production_settings_pass_the_deploy_check():
     ("missing", "message"),
     [
         ("ENCRYPTION_KEYS", "ENCRYPTION_KEYS must be set"),
+        ("LICENSE_KEY_PEPPER", "LICENSE_KEY_PEPPER must be set"),
+        ("LICENSE_SIGNING_KEY", "LICENSE_SIGNING_KEY must be set"),
     ],
 )
 def test_production_refuses_to_start_without_each_of_its_keys(missing, message):

@@ -1,0 +1,8 @@
+"""Settings of the server `manage.py bench_license` starts: the project's, plus a URLconf with
+a trivial view to compare against, and DEBUG off (as in production: no query log). The
+validation rate limits are raised through their environment variables by the command."""
+
+from config.settings import *  # noqa: F403
+
+ROOT_URLCONF = "bench.license_urls"
+DEBUG = False

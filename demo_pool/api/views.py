@@ -1,0 +1,201 @@
+import math
+
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import area_permission
+from delivery.models import Delivery
+from delivery.qr import qr_svg
+from delivery.services import DeliveryResult
+from demo_pool import services
+from demo_pool.errors import ActivationRequestNotFoundError, PressPassNotFoundError
+from demo_pool.models import ActivationRequest
+from demo_pool.selectors import pool_status, press_pass_current
+
+from .serializers import (
+    AccountHealthSerializer,
+    ActivatedSerializer,
+    ActivateInputSerializer,
+    ActivationRequestSerializer,
+    DemoErrorSerializer,
+    PoolStatusSerializer,
+    QueuedSerializer,
+    ReplenishedSerializer,
+    ReplenishQuerySerializer,
+    ResendInputSerializer,
+    ResentSerializer,
+)
+
+HANDED_TO_CALLER = (Delivery.Method.API, Delivery.Method.QR)
+LIVE_DELIVERY = (Delivery.Status.PENDING, Delivery.Status.SENT)
+
+
+def _account(account, press_pass) -> dict:
+    return {
+        "login": account.login,
+        "server": account.server,
+        "balance": account.balance,
+        "leverage": account.leverage,
+        "currency": account.currency,
+        "expires_at": press_pass.expires_at,
+    }
+
+
+def _delivery(delivery: Delivery, link: str | None, *, svg: str | None = None) -> dict:
+    out = {"id": delivery.pk, "method": delivery.method, "status": delivery.status}
+    if link and delivery.method in HANDED_TO_CALLER:
+        out["link"] = link
+        if delivery.method == Delivery.Method.QR:
+            out["qr_svg"] = svg or qr_svg(link)
+    return out
+
+
+def _handed(result: DeliveryResult) -> dict:
+    return _delivery(result.delivery, result.link, svg=result.qr_svg)
+
+
+class ActivateView(APIView):
+    permission_classes = [area_permission("demo.activate")]
+
+    @extend_schema(
+        request=ActivateInputSerializer,
+        responses={
+            201: ActivatedSerializer,
+            202: QueuedSerializer,
+            409: OpenApiResponse(
+                DemoErrorSerializer, description="An active or queued press pass."
+            ),
+            503: OpenApiResponse(
+                DemoErrorSerializer, description="The demo server did not answer."
+            ),
+        },
+        description="Hand a pool account to the user at once (201), or queue the activation "
+        "when the pool is empty (202).",
+    )
+    def post(self, request):
+        data = ActivateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.press_pass_activate(**data.validated_data, actor=request.user)
+        if result.request is not None:
+            url = reverse("demo-request", args=[result.request.public_id])
+            out = {"request_id": result.request.public_id, "status_url": url}
+            return Response(QueuedSerializer(out).data, status=status.HTTP_202_ACCEPTED)
+        press_pass = result.press_pass
+        out = {
+            "account": _account(press_pass.account, press_pass),
+            "delivery": _handed(result.delivery),
+        }
+        return Response(ActivatedSerializer(out).data, status=status.HTTP_201_CREATED)
+
+
+class ActivationRequestView(APIView):
+    permission_classes = [area_permission("demo.activate")]
+
+    @extend_schema(responses={200: ActivationRequestSerializer, 404: DemoErrorSerializer})
+    def get(self, request, request_id):
+        found = (
+            ActivationRequest.objects.select_related("press_pass__account", "press_pass__delivery")
+            .filter(public_id=request_id)
+            .first()
+        )
+        if found is None:
+            raise ActivationRequestNotFoundError()
+        out = {
+            "public_id": found.public_id,
+            "status": found.status,
+            "created_at": found.created_at,
+            "completed_at": found.completed_at,
+            "reason": found.reason,
+        }
+        press_pass = found.press_pass
+        if press_pass is not None:
+            out["account"] = _account(press_pass.account, press_pass)
+            if press_pass.delivery is not None:
+                live = press_pass.delivery.status in LIVE_DELIVERY
+                out["delivery"] = _delivery(
+                    press_pass.delivery, found.delivery_link if live else None
+                )
+        return Response(ActivationRequestSerializer(out).data)
+
+
+class AccountHealthView(APIView):
+    permission_classes = [area_permission("demo.health")]
+
+    @extend_schema(
+        responses={200: AccountHealthSerializer, 404: DemoErrorSerializer},
+        description="A live check of the user's press-pass account, logged, with recent checks.",
+    )
+    def get(self, request, user_id):
+        press_pass = press_pass_current(user_id=user_id)
+        if press_pass is None:
+            raise PressPassNotFoundError("This user has no press pass.")
+        account = press_pass.account
+        log = services.account_health_check(account=account)
+        account.refresh_from_db()
+        seconds_left = (press_pass.expires_at - timezone.now()).total_seconds()
+        out = {
+            "login": account.login,
+            "status": account.status,
+            "press_pass_status": press_pass.status,
+            "connected": log.connected,
+            "enabled": log.enabled,
+            "balance": log.balance,
+            "equity": log.equity,
+            "expires_at": press_pass.expires_at,
+            "days_left": max(0, math.ceil(seconds_left / 86400)),
+            "needs_attention": account.needs_attention,
+            "last_check_at": log.checked_at,
+            "recent_checks": account.health_logs.all()[:10],
+        }
+        return Response(AccountHealthSerializer(out).data)
+
+
+class PoolStatusView(APIView):
+    permission_classes = [area_permission("demo.status")]
+
+    @extend_schema(responses={200: PoolStatusSerializer})
+    def get(self, request):
+        return Response(PoolStatusSerializer(pool_status()).data)
+
+
+class ReplenishView(APIView):
+    permission_classes = [area_permission("demo.replenish")]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("count", int, description="Accounts to provision (10).")],
+        request=None,
+        responses={202: ReplenishedSerializer},
+        description="Queue `count` accounts to provision now, within the max pool size.",
+    )
+    def post(self, request):
+        query = ReplenishQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        queued = services.pool_replenish(count=query.validated_data["count"], actor=request.user)
+        return Response(
+            ReplenishedSerializer({"queued": queued}).data, status=status.HTTP_202_ACCEPTED
+        )
+
+
+class ResendView(APIView):
+    permission_classes = [area_permission("demo.resend")]
+
+    @extend_schema(
+        request=ResendInputSerializer,
+        responses={201: ResentSerializer, 404: DemoErrorSerializer, 503: DemoErrorSerializer},
+        description="A new password and a new delivery; earlier links stop working.",
+    )
+    def post(self, request):
+        data = ResendInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.press_pass_resend(**data.validated_data, actor=request.user)
+        delivery = result.delivery
+        out = {
+            **_handed(result),
+            "created_at": delivery.created_at,
+            "expires_at": delivery.expires_at,
+        }
+        return Response(ResentSerializer(out).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,178 @@
+from rest_framework import serializers
+
+from ..models import License, Plan, ReportedTrade, Subscription
+
+
+class ValidateInputSerializer(serializers.Serializer):
+    license_key = serializers.CharField(max_length=80, trim_whitespace=True)
+    machine_id = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    nonce = serializers.CharField(max_length=128, required=False, allow_blank=True)
+
+
+class ValidateAnswerSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    code = serializers.ChoiceField(choices=License.Code.choices)
+    license_type = serializers.CharField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+    account_id = serializers.CharField(allow_null=True)
+    nonce = serializers.CharField(allow_null=True)
+    ts = serializers.DateTimeField()
+    signature = serializers.CharField(help_text="Ed25519 over the other fields, canonical JSON")
+
+
+class PublicKeySerializer(serializers.Serializer):
+    algorithm = serializers.CharField()
+    public_key = serializers.CharField(help_text="base64 of the 32 raw bytes")
+    signed_bytes = serializers.CharField()
+
+
+class LicenseSerializer(serializers.ModelSerializer):
+    code = serializers.SerializerMethodField()
+
+    class Meta:
+        model = License
+        fields = [
+            "account_id",
+            "email",
+            "notes",
+            "is_admin",
+            "license_type",
+            "status",
+            "code",
+            "expires_at",
+            "key_last4",
+            "suspended_reason",
+            "last_active_at",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_code(self, license) -> str:
+        return license.code_at()
+
+
+class LicenseCreateSerializer(serializers.Serializer):
+    account_id = serializers.RegexField(r"^[A-Za-z0-9_.@+-]{1,64}$")
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    license_type = serializers.ChoiceField(choices=License.Type.choices)
+    license_duration_days = serializers.IntegerField(
+        required=False, min_value=1, max_value=36500, allow_null=True
+    )
+    notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class LicenseCreatedSerializer(LicenseSerializer):
+    license_key = serializers.CharField(help_text="Shown this once; only a hash is kept.")
+
+    class Meta(LicenseSerializer.Meta):
+        fields = [*LicenseSerializer.Meta.fields, "license_key"]
+
+
+class ExtendSerializer(serializers.Serializer):
+    additional_days = serializers.IntegerField(min_value=1, max_value=36500)
+
+
+class SuspendSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+
+class UsageSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    last_24h = serializers.IntegerField()
+    last_call_at = serializers.DateTimeField(allow_null=True)
+
+
+class TradeStatsSerializer(serializers.Serializer):
+    total_trades = serializers.IntegerField()
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    win_rate = serializers.DecimalField(max_digits=6, decimal_places=2)
+    total_pnl = serializers.DecimalField(max_digits=16, decimal_places=2)
+    avg_pnl = serializers.DecimalField(max_digits=16, decimal_places=2)
+
+
+class LicenseDetailSerializer(serializers.Serializer):
+    license = LicenseSerializer()
+    last_active = serializers.DateTimeField(allow_null=True)
+    api_usage = UsageSerializer()
+    trade_stats = TradeStatsSerializer()
+
+
+class StatsSerializer(serializers.Serializer):
+    users_total = serializers.IntegerField()
+    active = serializers.IntegerField()
+    expired = serializers.IntegerField()
+    suspended = serializers.IntegerField()
+    by_license_type = serializers.DictField(child=serializers.IntegerField())
+    api_calls_24h = serializers.IntegerField()
+    trades_total = serializers.IntegerField()
+    pnl_total = serializers.DecimalField(max_digits=16, decimal_places=2)
+
+
+class LicenseFileSerializer(serializers.Serializer):
+    license = serializers.DictField()
+    algorithm = serializers.CharField()
+    public_key = serializers.CharField()
+    signature = serializers.CharField()
+
+
+class TradeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ReportedTrade
+        fields = [
+            "id",
+            "symbol",
+            "side",
+            "quantity",
+            "entry_price",
+            "exit_price",
+            "pnl",
+            "signal_confidence",
+            "opened_at",
+            "closed_at",
+            "created_at",
+        ]
+        read_only_fields = ["id", "created_at"]
+        extra_kwargs = {"signal_confidence": {"min_value": 0, "max_value": 100}}
+
+    def validate(self, attrs):
+        for name in ("entry_price", "exit_price", "quantity"):
+            if attrs[name] <= 0:
+                raise serializers.ValidationError({name: "Must be greater than 0."})
+        if attrs["closed_at"] <= attrs["opened_at"]:
+            raise serializers.ValidationError({"closed_at": "Must be after opened_at."})
+        return attrs
+
+
+class RateLimitStatusSerializer(serializers.Serializer):
+    limit = serializers.IntegerField()
+    remaining = serializers.IntegerField()
+    reset_at = serializers.DateTimeField()
+    backend = serializers.ChoiceField(choices=["redis", "memory"])
+
+
+class PlanSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Plan
+        fields = [
+            "code",
+            "name",
+            "price_monthly",
+            "max_broker_accounts",
+            "max_active_sessions",
+            "max_trades_per_day",
+            "max_open_positions",
+            "max_signal_channels",
+        ]
+
+
+class SubscriptionSerializer(serializers.ModelSerializer):
+    plan = PlanSerializer()
+
+    class Meta:
+        model = Subscription
+        fields = ["id", "plan", "starts_at", "ends_at", "is_active", "cancelled_at", "created_at"]
+
+
+class SubscriptionInputSerializer(serializers.Serializer):
+    plan = serializers.ChoiceField(choices=Plan.Code.choices)

@@ -1,0 +1,378 @@
+from datetime import UTC, datetime, timedelta
+
+import django_filters
+from django.conf import settings
+from django.db.models import Q
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api.views import client_ip
+from accounts.errors import ForbiddenError, RateLimitedError
+from accounts.permissions import has_area
+
+from .. import signing
+from ..errors import LicenseKeyRequiredError, LicenseNotUsableError
+from ..keys import MalformedKeyError, key_digest, key_normalize
+from ..models import License, Subscription
+from ..ratelimit import rate_limit_check, rate_limit_peek
+from ..selectors import license_detail, licensing_stats
+from ..services import (
+    license_activate,
+    license_create,
+    license_extend,
+    license_key_parse,
+    license_snapshot,
+    license_suspend,
+    license_validate,
+    snapshot_code,
+    subscription_cancel,
+    subscription_change,
+    subscription_create,
+    trade_report,
+    trade_stats,
+)
+from . import serializers as s
+
+LICENSE_KEY_HEADER = OpenApiParameter(
+    "X-License-Key", str, OpenApiParameter.HEADER, description="A license key"
+)
+
+
+def header_license(request) -> tuple[License | None, dict | None]:
+    """The license named by X-License-Key (None, None without one); the lookup is cached."""
+    raw = request.headers.get("X-License-Key")
+    if not raw:
+        return None, None
+    try:
+        key = key_normalize(raw)
+    except MalformedKeyError as exc:
+        raise LicenseKeyRequiredError(str(exc)) from exc
+    snapshot = license_snapshot(key=key)
+    if snapshot is None:
+        raise LicenseKeyRequiredError("Unknown license key.")
+    request._request.licensing_license_id = snapshot["id"]
+    return None, snapshot
+
+
+def require_license(request) -> License:
+    """The caller's usable license from X-License-Key: 401 without one, 403 when not VALID."""
+    _, snapshot = header_license(request)
+    if snapshot is None:
+        raise LicenseKeyRequiredError()
+    code = snapshot_code(snapshot)
+    if code != License.Code.VALID:
+        raise LicenseNotUsableError(
+            f"This license is {code.lower()}.", code=f"license_{code.lower()}"
+        )
+    return License.objects.get(pk=snapshot["id"])
+
+
+class LicensingAdminPermission(BasePermission):
+    """Super Admin (JWT, session or API key), or a VALID admin license in X-License-Key."""
+
+    message = "Licensing administration needs a Super Admin or an admin license key."
+
+    def has_permission(self, request, view):
+        if request.user and request.user.is_authenticated and has_area(request, "licensing.admin"):
+            return True
+        _, snapshot = header_license(request)
+        if snapshot is None:
+            return False
+        if not snapshot["is_admin"] or snapshot_code(snapshot) != License.Code.VALID:
+            raise ForbiddenError(self.message)
+        return True
+
+
+class RateLimitHeadersMixin:
+    """Adds X-RateLimit-* headers of the decision the view took (also to a 429)."""
+
+    rate_limit_decision = None
+
+    def handle_exception(self, exc):
+        if isinstance(exc, RateLimitedError) and hasattr(exc, "rate_limit"):
+            self.rate_limit_decision = exc.rate_limit
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if self.rate_limit_decision is not None:
+            for name, value in self.rate_limit_decision.headers().items():
+                response[name] = value
+        return response
+
+    def limit_ip(self, request, scope="public", rate=None):
+        self.rate_limit_decision = rate_limit_check(
+            scope=scope,
+            ident=client_ip(request) or "unknown",
+            rate=rate or settings.LICENSE_PUBLIC_RATE_LIMIT,
+        )
+
+
+class PublicView(RateLimitHeadersMixin, APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+
+class ValidateView(PublicView):
+    """Validate a license key: always 200 for a well-formed request, signed with Ed25519."""
+
+    @extend_schema(request=s.ValidateInputSerializer, responses=s.ValidateAnswerSerializer)
+    def post(self, request):
+        self.limit_ip(request, "validate-ip", settings.LICENSE_VALIDATE_RATE_LIMIT_PER_IP)
+        data = s.ValidateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = license_key_parse(data.validated_data["license_key"])
+        self.rate_limit_decision = rate_limit_check(
+            scope="validate-key",
+            ident=key_digest(key)[:32],
+            rate=settings.LICENSE_VALIDATE_RATE_LIMIT_PER_KEY,
+        )
+        answer, snapshot = license_validate(key=key, nonce=data.validated_data.get("nonce"))
+        if snapshot is not None:
+            request._request.licensing_license_id = snapshot["id"]
+        return Response(answer)
+
+
+class PublicKeyView(PublicView):
+    """The Ed25519 public key that signs validation answers and license files."""
+
+    @extend_schema(responses=s.PublicKeySerializer)
+    def get(self, request):
+        self.limit_ip(request)
+        return Response(
+            {
+                "algorithm": signing.ALGORITHM,
+                "public_key": signing.public_key_b64(),
+                "signed_bytes": "the answer without `signature`, as JSON with sorted keys "
+                "and separators ',' ':' (UTF-8)",
+            }
+        )
+
+
+class RateLimitStatusView(PublicView):
+    """Where the caller's address stands on the public limit (this call is not counted)."""
+
+    @extend_schema(responses=s.RateLimitStatusSerializer)
+    def get(self, request):
+        decision = rate_limit_peek(
+            scope="public",
+            ident=client_ip(request) or "unknown",
+            rate=settings.LICENSE_PUBLIC_RATE_LIMIT,
+        )
+        return Response(
+            {
+                "limit": decision.limit,
+                "remaining": decision.remaining,
+                "reset_at": datetime.fromtimestamp(decision.reset_at, tz=UTC),
+                "backend": decision.backend,
+            }
+        )
+
+
+class TradeViewSet(RateLimitHeadersMixin, viewsets.GenericViewSet):
+    """Trades a license holder reports (X-License-Key), and their statistics."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+    serializer_class = s.TradeSerializer
+    pagination_class = None
+
+    @extend_schema(parameters=[LICENSE_KEY_HEADER], responses={201: s.TradeSerializer})
+    def create(self, request):
+        self.limit_ip(request)
+        license = require_license(request)
+        data = s.TradeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        trade = trade_report(license=license, **data.validated_data)
+        return Response(s.TradeSerializer(trade).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[LICENSE_KEY_HEADER], responses=s.TradeStatsSerializer)
+    @action(detail=False, methods=["get"])
+    def stats(self, request):
+        self.limit_ip(request)
+        license = require_license(request)
+        return Response(s.TradeStatsSerializer(trade_stats(license=license)).data)
+
+
+class LicenseFilter(django_filters.FilterSet):
+    license_type = django_filters.ChoiceFilter(choices=License.Type.choices)
+    status = django_filters.ChoiceFilter(choices=License.Status.choices, method="by_status")
+    search = django_filters.CharFilter(method="by_search")
+
+    class Meta:
+        model = License
+        fields = ["license_type", "status", "search"]
+
+    def by_status(self, queryset, name, value):
+        now = timezone.now()
+        if value == License.Status.SUSPENDED:
+            return queryset.filter(status=value)
+        expired = Q(expires_at__lte=now)
+        if value == License.Status.EXPIRED:
+            return queryset.exclude(status=License.Status.SUSPENDED).filter(expired)
+        return queryset.exclude(status=License.Status.SUSPENDED).exclude(expired)
+
+    def by_search(self, queryset, name, value):
+        return queryset.filter(
+            Q(account_id__icontains=value) | Q(email__icontains=value) | Q(notes__icontains=value)
+        )
+
+
+class AdminUserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Licensed users: Super Admin, or an admin license key in X-License-Key."""
+
+    queryset = License.objects.all()
+    serializer_class = s.LicenseSerializer
+    filterset_class = LicenseFilter
+    permission_classes = [LicensingAdminPermission]
+    lookup_field = "account_id"
+    lookup_value_regex = r"[^/]+"
+
+    def _actor(self):
+        user = self.request.user
+        return user if user and user.is_authenticated else None
+
+    @extend_schema(request=s.LicenseCreateSerializer, responses={201: s.LicenseCreatedSerializer})
+    def create(self, request):
+        data = s.LicenseCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        license, key = license_create(
+            account_id=values["account_id"],
+            email=values["email"],
+            license_type=values["license_type"],
+            duration_days=values.get("license_duration_days"),
+            notes=values["notes"],
+            actor=self._actor(),
+            ip=client_ip(request),
+        )
+        license.license_key = key
+        return Response(s.LicenseCreatedSerializer(license).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=s.LicenseDetailSerializer)
+    def retrieve(self, request, account_id=None):
+        return Response(s.LicenseDetailSerializer(license_detail(license=self.get_object())).data)
+
+    @extend_schema(request=s.ExtendSerializer, responses=s.LicenseSerializer)
+    @action(detail=True, methods=["put"], url_path="extend-license")
+    def extend_license(self, request, account_id=None):
+        data = s.ExtendSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        license = license_extend(
+            license=self.get_object(),
+            days=data.validated_data["additional_days"],
+            actor=self._actor(),
+            ip=client_ip(request),
+        )
+        return Response(s.LicenseSerializer(license).data)
+
+    @extend_schema(request=s.SuspendSerializer, responses=s.LicenseSerializer)
+    @action(detail=True, methods=["put"])
+    def suspend(self, request, account_id=None):
+        data = s.SuspendSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        license = license_suspend(
+            license=self.get_object(),
+            reason=data.validated_data["reason"],
+            actor=self._actor(),
+            ip=client_ip(request),
+        )
+        return Response(s.LicenseSerializer(license).data)
+
+    @extend_schema(request=None, responses=s.LicenseSerializer)
+    @action(detail=True, methods=["put"])
+    def activate(self, request, account_id=None):
+        license = license_activate(
+            license=self.get_object(), actor=self._actor(), ip=client_ip(request)
+        )
+        return Response(s.LicenseSerializer(license).data)
+
+
+class AdminStatsView(APIView):
+    permission_classes = [LicensingAdminPermission]
+
+    @extend_schema(responses=s.StatsSerializer)
+    def get(self, request):
+        return Response(s.StatsSerializer(licensing_stats()).data)
+
+
+class LicenseFileView(APIView):
+    """A signed license file (Ed25519, short lifetime) a client verifies offline."""
+
+    permission_classes = [LicensingAdminPermission]
+
+    @extend_schema(responses=s.LicenseFileSerializer)
+    def get(self, request, account_id):
+        license = get_object_or_404(License, account_id=account_id)
+        now = timezone.now()
+        not_after = now + timedelta(hours=settings.LICENSE_FILE_TTL_HOURS)
+        if license.expires_at is not None:
+            not_after = min(not_after, license.expires_at)
+        body = {
+            "account_id": license.account_id,
+            "license_type": license.license_type,
+            "code": license.code_at(now),
+            "expires_at": license.expires_at.isoformat() if license.expires_at else None,
+            "key_last4": license.key_last4,
+            "issued_at": now.isoformat(),
+            "not_after": not_after.isoformat(),
+        }
+        return Response(
+            {
+                "license": body,
+                "algorithm": signing.ALGORITHM,
+                "public_key": signing.public_key_b64(),
+                "signature": signing.sign(body),
+            }
+        )
+
+
+class SubscriptionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """The caller's own subscriptions; plans carry the quotas."""
+
+    serializer_class = s.SubscriptionSerializer
+    permission_classes = [IsAuthenticated]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Subscription.objects.none()
+        return Subscription.objects.filter(user=self.request.user).select_related("plan")
+
+    @extend_schema(request=s.SubscriptionInputSerializer, responses={201: s.SubscriptionSerializer})
+    def create(self, request):
+        data = s.SubscriptionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        subscription = subscription_create(
+            user=request.user, plan_code=data.validated_data["plan"], ip=client_ip(request)
+        )
+        return Response(s.SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.SubscriptionInputSerializer, responses=s.SubscriptionSerializer)
+    def partial_update(self, request, pk=None):
+        data = s.SubscriptionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        subscription = subscription_change(
+            subscription=self.get_object(),
+            plan_code=data.validated_data["plan"],
+            actor=request.user,
+            ip=client_ip(request),
+        )
+        return Response(s.SubscriptionSerializer(subscription).data)
+
+    @extend_schema(request=None, responses={204: None})
+    def destroy(self, request, pk=None):
+        subscription_cancel(
+            subscription=self.get_object(), actor=request.user, ip=client_ip(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)

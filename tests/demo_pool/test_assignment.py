@@ -1,0 +1,138 @@
+import pytest
+
+from accounts.errors import ConflictError
+from delivery.models import Delivery
+from demo_pool.errors import DemoServerUnavailableError, PressPassNotFoundError
+from demo_pool.models import ActivationRequest, DemoAccount, PressPass
+from demo_pool.services import pool_refill, press_pass_activate, press_pass_resend
+from gateways.errors import TransientGatewayError
+
+pytestmark = pytest.mark.django_db
+
+
+def activate(user_id="u1", method="api", contact=""):
+    return press_pass_activate(
+        user_id=user_id, real_name="Jane Doe", delivery_method=method, contact_info=contact
+    )
+
+
+def test_activation_hands_out_an_account_with_a_fresh_password(pool_config, fill, reveal):
+    pool_config(min_available=0)
+    fill(2)
+    oldest = DemoAccount.objects.order_by("created_at", "pk").first()
+    stored_before = str(oldest.password)
+
+    result = activate()
+
+    account = DemoAccount.objects.get(pk=result.press_pass.account_id)
+    assert account.pk == oldest.pk and account.status == "assigned"
+    payload = reveal(result.delivery.link)
+    assert payload["login"] == account.login
+    assert payload["password"] != stored_before
+    assert payload["password"] == account.password  # stored encrypted, readable by the app
+    raw = DemoAccount.objects.filter(pk=account.pk).values_list("password", flat=True).get()
+    assert raw.startswith("enc:v1:") and payload["password"] not in raw
+
+
+def test_the_press_pass_lasts_seven_days(pool_config, fill):
+    pool_config(min_available=0)
+    fill(1)
+
+    press_pass = activate().press_pass
+
+    assert (press_pass.expires_at - press_pass.activated_at).days == 7
+    assert press_pass.account.expires_at == press_pass.expires_at
+
+
+def test_a_second_activation_for_the_same_user_is_refused(pool_config, fill):
+    pool_config(min_available=0)
+    fill(2)
+    activate()
+
+    with pytest.raises(ConflictError) as refused:
+        activate()
+
+    assert refused.value.code == "press_pass_active"
+    assert DemoAccount.objects.filter(status="available").count() == 1
+
+
+def test_an_empty_pool_queues_the_activation_and_the_refill_completes_it(pool_config, reveal):
+    pool_config(min_available=2, target_buffer=2, provision_batch_size=5)
+
+    result = activate(user_id="late", method="api")
+
+    request = result.request
+    assert result.press_pass is None and request.status == "queued"
+    with pytest.raises(ConflictError):
+        activate(user_id="late")
+    pool_refill()
+    request.refresh_from_db()
+    assert request.status == "assigned"
+    press_pass = request.press_pass
+    assert press_pass.was_queued and press_pass.user_id == "late"
+    assert reveal(request.delivery_link)["login"] == press_pass.account.login
+    assert Delivery.objects.filter(purpose=press_pass.purpose).count() == 1
+
+
+def test_a_gateway_failure_puts_the_account_back_and_creates_no_pass(
+    pool_config, fill, demo_gateway
+):
+    pool_config(min_available=0)
+    fill(1)
+    demo_gateway.fail_next("change_password", TransientGatewayError)
+
+    with pytest.raises(DemoServerUnavailableError):
+        activate()
+
+    assert PressPass.objects.count() == 0
+    assert DemoAccount.objects.get().status == "available"
+    assert activate().press_pass is not None
+
+
+def test_an_email_delivery_is_queued_for_sending(pool_config, fill):
+    pool_config(min_available=0)
+    fill(1)
+
+    result = activate(method="email", contact="jane@example.com")
+
+    assert result.delivery.delivery.method == "email"
+    assert result.press_pass.delivery_id == result.delivery.delivery.pk
+
+
+def test_resend_rotates_the_password_again_and_supersedes_the_first_link(pool_config, fill, reveal):
+    pool_config(min_available=0)
+    fill(1)
+    first = activate()
+    first_password = first.press_pass.account.password
+
+    second = press_pass_resend(user_id="u1", delivery_method="qr", contact_info="")
+
+    first.delivery.delivery.refresh_from_db()
+    assert first.delivery.delivery.status == "superseded"
+    assert second.qr_svg.startswith("<svg")
+    payload = reveal(second.link)
+    assert payload["password"] != first_password
+    assert payload["password"] == DemoAccount.objects.get().password
+    from delivery.errors import LinkSupersededError
+
+    with pytest.raises(LinkSupersededError):
+        reveal(first.delivery.link)
+
+
+def test_resend_without_an_active_pass_is_not_found(pool_config):
+    pool_config()
+    with pytest.raises(PressPassNotFoundError):
+        press_pass_resend(user_id="nobody", delivery_method="api")
+
+
+def test_queued_requests_are_served_oldest_first(pool_config, fill):
+    pool_config(min_available=0, target_buffer=0)
+    activate(user_id="a")
+    activate(user_id="b")
+    fill(1)
+    from demo_pool.services import activation_requests_fulfil
+
+    activation_requests_fulfil()
+
+    statuses = dict(ActivationRequest.objects.values_list("user_id", "status"))
+    assert statuses == {"a": "assigned", "b": "queued"}
