@@ -228,15 +228,10 @@ def _lock_purpose(purpose: str) -> None:
         )
 
 
-def _validated(*, method: str, contact: str, purpose: str) -> tuple[str, str, str]:
-    if method not in Method.values:
-        raise InvalidDeliveryError(
-            f"Unknown delivery method {method!r}; one of {', '.join(Method.values)}.",
-            code="invalid_method",
-        )
-    purpose = (purpose or "").strip()
-    if not purpose or len(purpose) > 200:
-        raise InvalidDeliveryError("A purpose of 1 to 200 characters is required.")
+def delivery_contact_check(*, method: str, contact: str) -> str:
+    """The contact a delivery by `method` needs, stripped; `InvalidDeliveryError` if it is not
+    one (an email address for email, a chat id or @channel for Telegram). Other apps call it
+    to refuse bad input before they do anything they would have to undo."""
     contact = (contact or "").strip()
     if len(contact) > 254:
         raise InvalidDeliveryError("The contact is too long.", code="invalid_contact")
@@ -252,6 +247,19 @@ def _validated(*, method: str, contact: str, purpose: str) -> tuple[str, str, st
             'Telegram delivery needs a chat id (e.g. "123456789") or "@channelname".',
             code="invalid_contact",
         )
+    return contact
+
+
+def _validated(*, method: str, contact: str, purpose: str) -> tuple[str, str, str]:
+    if method not in Method.values:
+        raise InvalidDeliveryError(
+            f"Unknown delivery method {method!r}; one of {', '.join(Method.values)}.",
+            code="invalid_method",
+        )
+    purpose = (purpose or "").strip()
+    if not purpose or len(purpose) > 200:
+        raise InvalidDeliveryError("A purpose of 1 to 200 characters is required.")
+    contact = delivery_contact_check(method=method, contact=contact)
     return method, contact, purpose
 
 

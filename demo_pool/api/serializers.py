@@ -1,12 +1,9 @@
-import re
-
 from rest_framework import serializers
 
+from delivery.errors import InvalidDeliveryError
 from delivery.models import Delivery
+from delivery.services import delivery_contact_check
 from demo_pool.models import ActivationRequest, HealthLog
-
-# The same rule delivery applies; checked here too so a bad contact never claims an account.
-TELEGRAM_CHAT = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
 
 
 class DemoErrorSerializer(serializers.Serializer):
@@ -21,14 +18,13 @@ class _DeliveryTargetSerializer(serializers.Serializer):
     )
 
     def validate(self, attrs):
-        method, contact = attrs["delivery_method"], attrs["contact_info"].strip()
-        if method == Delivery.Method.EMAIL:
-            serializers.EmailField().run_validation(contact)
-        elif method == Delivery.Method.TELEGRAM and not TELEGRAM_CHAT.match(contact):
-            raise serializers.ValidationError(
-                {"contact_info": 'A Telegram chat id (e.g. "123456789") or "@channelname".'}
+        # Delivery's own rule, asked before any account is claimed for a contact it refuses.
+        try:
+            attrs["contact_info"] = delivery_contact_check(
+                method=attrs["delivery_method"], contact=attrs["contact_info"]
             )
-        attrs["contact_info"] = contact
+        except InvalidDeliveryError as exc:
+            raise serializers.ValidationError({"contact_info": exc.detail}) from None
         return attrs
 
 

@@ -104,6 +104,10 @@ def test_bad_input_is_a_400_with_field_errors(admin_api, pool_config):
         ACTIVATE, {**BODY, "delivery_method": "email", "contact_info": "nope"}, format="json"
     )
     assert response.status_code == 400
+    response = admin_api.post(
+        ACTIVATE, {**BODY, "delivery_method": "telegram", "contact_info": "no chat"}, format="json"
+    )
+    assert response.status_code == 400 and "contact_info" in response.json()
     response = admin_api.post(ACTIVATE, {**BODY, "delivery_method": "fax"}, format="json")
     assert response.status_code == 400 and "delivery_method" in response.json()
 
