@@ -386,6 +386,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": schedule(300),
         "options": {"expire_seconds": 290},
     },
+    # Trades: pending ones retried, overdue ones settled, interrupted signal fan-outs finished.
+    "trading_sessions.sweep": {
+        "task": "trading_sessions.sweep",
+        "schedule": schedule(env.float("TRADING_SWEEP_SECONDS", default=15.0)),
+        "options": {"expire_seconds": 14},
+    },
+    # The signal channels' Telegram posts become signals.
+    "trading_sessions.read_telegram": {
+        "task": "trading_sessions.read_telegram",
+        "schedule": schedule(env.float("TRADING_TELEGRAM_POLL_SECONDS", default=5.0)),
+        "options": {"expire_seconds": 4},
+    },
     # The API usage log keeps LICENSE_USAGE_RETENTION_DAYS; spent daily quota holds go too.
     "licensing.purge_usage": {
         "task": "licensing.purge_usage",
@@ -393,6 +405,20 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expire_seconds": 3600},
     },
 }
+
+# --- Trading sessions (docs/trading.md) ------------------------------------------------------
+# A signal older than this when it arrives is recorded as stale and trades nothing.
+TRADING_SIGNAL_MAX_AGE_SECONDS = env.int("TRADING_SIGNAL_MAX_AGE_SECONDS", default=30)
+# How far in the future a signal's sent_at may be (clocks differ) before it is refused.
+TRADING_SIGNAL_MAX_SKEW_SECONDS = env.int("TRADING_SIGNAL_MAX_SKEW_SECONDS", default=60)
+# Sessions per fan-out transaction; each holds one advisory lock per owner until it commits.
+TRADING_FANOUT_BATCH = env.int("TRADING_FANOUT_BATCH", default=1000)
+# Trades per open_trades task: the unit the workers share a fan-out's trades in.
+TRADING_OPEN_CHUNK = env.int("TRADING_OPEN_CHUNK", default=100)
+# A trade the broker could not open for this long is failed (staff see why).
+TRADING_OPEN_GIVE_UP_SECONDS = env.int("TRADING_OPEN_GIVE_UP_SECONDS", default=600)
+# Pending trades untouched and open trades overdue by this much are the sweeper's.
+TRADING_SETTLE_GRACE_SECONDS = env.int("TRADING_SETTLE_GRACE_SECONDS", default=5)
 
 # --- Licensing (docs/licensing.md) -----------------------------------------------------------
 # Keys are stored only as HMAC-SHA256(pepper, key). Production sets the pepper; DEBUG derives
@@ -468,6 +494,11 @@ METAQUOTES_API_KEY = env.str("METAQUOTES_API_KEY", default="")
 METAQUOTES_API_SECRET = env.str("METAQUOTES_API_SECRET", default="")
 METAQUOTES_PARTNER_ID = env.str("METAQUOTES_PARTNER_ID", default="")
 DEMO_REQUEST_TIMEOUT_SECONDS = env.float("DEMO_REQUEST_TIMEOUT_SECONDS", default=15.0)
+
+# The simulated broker: the payout of new accounts (0.80 = 80% profit on a win), and the seed
+# its outcomes are drawn from (the same seed and trades replay the same run).
+SIMULATED_BROKER_PAYOUT = env.float("SIMULATED_BROKER_PAYOUT", default=0.80)
+SIMULATED_BROKER_SEED = env.str("SIMULATED_BROKER_SEED", default="brokerdesk")
 
 BROKER_API_URL = env.str("BROKER_API_URL", default="")
 BROKER_REQUEST_TIMEOUT_SECONDS = env.float("BROKER_REQUEST_TIMEOUT_SECONDS", default=15.0)

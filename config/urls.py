@@ -15,6 +15,7 @@ api_v1 = [
     path("", include("delivery.api.urls")),
     path("", include("licensing.api.urls")),
     path("", include("demo_pool.api.urls")),
+    path("", include("trading_sessions.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,9 +1,11 @@
 """The simulated broker: accounts and trades in the database, so every process sees them."""
 
 import hashlib
+import hmac
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 
+from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -21,13 +23,13 @@ STARTING_BALANCE = {"demo": Decimal("10000.00"), "real": Decimal("0.00")}
 MIN_DURATION_SECONDS, MAX_DURATION_SECONDS = 5, 86_400
 
 
-def draw_outcome(client_order_id: str, win_rate: Decimal, draw_rate: Decimal) -> str:
-    """Decide a trade's outcome from its order id: a draw `u` in [0, 1) from a hash.
+def draw_outcome(source: str, win_rate: Decimal, draw_rate: Decimal) -> str:
+    """Decide a trade's outcome from `source`: a draw `u` in [0, 1) from its hash.
 
-    Deterministic, so a retried open gets the outcome it had, and a test controls it with
+    Deterministic, so the same source gives the same outcome, and a test controls it with
     the rates alone: win_rate 1 always wins, win_rate 0 with draw_rate 0 always loses.
     """
-    digest = hashlib.sha256(client_order_id.encode()).digest()
+    digest = hashlib.sha256(source.encode()).digest()
     u = Decimal(int.from_bytes(digest[:8], "big")) / Decimal(2**64)
     if u < win_rate:
         return "win"
@@ -45,12 +47,22 @@ def trade_profit(outcome: str, amount: Decimal, payout: Decimal) -> Decimal:
     return Decimal("0.00")
 
 
+def outcome_source(account: SimulatedBrokerAccount, n: int) -> str:
+    """What the n-th trade of an account draws its outcome from: the seed, the login, n.
+
+    Seeded (`SIMULATED_BROKER_SEED`) rather than random: the same trades on the same
+    accounts in the same order come out the same, so a run can be replayed."""
+    return f"{settings.SIMULATED_BROKER_SEED}:{account.account_type}:{account.email}:{n}"
+
+
 class SimulatedBrokerGateway:
     """A broker backed by `SimulatedBrokerAccount` and `SimulatedBrokerTrade` rows.
 
-    Accounts appear on first use (demo with 10000.00, real with 0.00 unless staff seed one);
-    a trade's stake is debited at open and what it returns is credited when it is settled:
-    on the first call for that account after it expired.
+    Accounts appear on first use (demo with 10000.00, real with 0.00 unless staff seed one,
+    payout `SIMULATED_BROKER_PAYOUT`); a trade's stake is debited at open and what it
+    returns is credited when it is settled: on the first call for that account after it
+    expired. Outcomes follow the account's rates, drawn from a seeded source (see
+    `outcome_source`); latency and errors come from the admin's knobs.
     """
 
     def ping(self) -> None:
@@ -97,11 +109,15 @@ class SimulatedBrokerGateway:
                 # Conditional debit: two concurrent opens can never overdraw the account.
                 debited = SimulatedBrokerAccount.objects.filter(
                     pk=account.pk, balance__gte=amount
-                ).update(balance=F("balance") - amount)
+                ).update(balance=F("balance") - amount, trades_opened=F("trades_opened") + 1)
                 if not debited:
                     raise PermanentGatewayError(
                         "insufficient funds", gateway=GATEWAY, code="insufficient_funds"
                     )
+                # Our UPDATE holds the row: no other open can take the same n.
+                n = SimulatedBrokerAccount.objects.values_list("trades_opened", flat=True).get(
+                    pk=account.pk
+                )
                 trade = SimulatedBrokerTrade.objects.create(
                     account=account,
                     client_order_id=client_order_id,
@@ -109,7 +125,9 @@ class SimulatedBrokerGateway:
                     direction=direction,
                     amount=amount,
                     payout=account.payout,
-                    outcome=draw_outcome(client_order_id, account.win_rate, account.draw_rate),
+                    outcome=draw_outcome(
+                        outcome_source(account, n), account.win_rate, account.draw_rate
+                    ),
                     opened_at=opened_at,
                     expires_at=opened_at + timedelta(seconds=duration_seconds),
                 )
@@ -159,12 +177,31 @@ def _login(credentials: BrokerCredentials) -> SimulatedBrokerAccount:
                     **lookup,
                     password_hash=make_password(credentials.password),
                     balance=STARTING_BALANCE[credentials.account_type],
+                    payout=Decimal(str(settings.SIMULATED_BROKER_PAYOUT)),
                 )
         except IntegrityError:
             account = SimulatedBrokerAccount.objects.get(**lookup)
-    if not check_password(credentials.password, account.password_hash):
-        raise PermanentGatewayError("wrong email or password", gateway=GATEWAY, code="auth_failed")
+    # Like a real broker's session: a login checked once (slow hash) is trusted for this
+    # process while the stored hash stays the same; a changed password is checked again.
+    proof = (account.pk, account.password_hash, _fingerprint(credentials.password))
+    if proof not in _VERIFIED:
+        if not check_password(credentials.password, account.password_hash):
+            raise PermanentGatewayError(
+                "wrong email or password", gateway=GATEWAY, code="auth_failed"
+            )
+        if len(_VERIFIED) >= _VERIFIED_MAX:
+            _VERIFIED.clear()
+        _VERIFIED.add(proof)
     return account
+
+
+_VERIFIED: set[tuple[int, str, str]] = set()
+_VERIFIED_MAX = 100_000
+
+
+def _fingerprint(password: str) -> str:
+    """A keyed digest of a password, so the cache never holds one in clear."""
+    return hmac.new(settings.SECRET_KEY.encode(), password.encode(), hashlib.sha256).hexdigest()
 
 
 def _validate(

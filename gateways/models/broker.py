@@ -47,6 +47,9 @@ class SimulatedBrokerAccount(models.Model):
         validators=_SHARE,
         help_text="Profit per unit staked on a win, fixed when a trade opens.",
     )
+    trades_opened = models.PositiveIntegerField(
+        default=0, help_text="Trades opened so far: the n in the outcome of the n-th trade."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -120,3 +120,23 @@ def quota_holds_purge(*, before: datetime) -> int:
     """Drop per-day holds of days before `before` (they no longer count)."""
     deleted, _ = QuotaHold.objects.filter(quota__in=PER_DAY, created_at__lt=before).delete()
     return deleted
+
+
+def quota_limits_many(*, user_ids, now: datetime | None = None) -> dict[int, dict[str, int]]:
+    """{user_id: {quota: limit}} for many users in one query (free quotas for those without a
+    subscription in force): what bulk jobs such as a signal's fan-out read per batch."""
+    now = now or timezone.now()
+    user_ids = list(user_ids)
+    limits = {user_id: dict(FREE_QUOTAS) for user_id in user_ids}
+    current = (
+        Subscription.objects.select_related("plan")
+        .filter(user_id__in=user_ids, is_active=True, starts_at__lte=now, plan__is_active=True)
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
+        .order_by("user_id", "-starts_at", "-id")
+    )
+    seen = set()
+    for subscription in current:
+        if subscription.user_id not in seen:  # the latest one, as subscription_current's first()
+            seen.add(subscription.user_id)
+            limits[subscription.user_id] = subscription.plan.quotas()
+    return limits
