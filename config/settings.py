@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "bonuses",
     "demo_pool",
     "trading_sessions",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -258,6 +259,8 @@ else:
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(VAR_DIR / "celery" / "processed"),
         "store_processed": False,
+        # Broadcast (control) exchanges: kombu's default is ./control, in the work tree.
+        "control_folder": str(VAR_DIR / "celery" / "control"),
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None

@@ -1,16 +1,28 @@
-"""Staff screens: licenses (filters, extend/suspend/activate actions), plans, subscriptions,
-the API usage log with calls per day, reported trades. Actions call the services."""
+"""Staff screens: licenses (add with the key shown once or sent by a one-time link; filters,
+extend/suspend/activate actions), plans, subscriptions, the API usage log with calls per
+day, reported trades. Actions and the add form call the services."""
 
 from datetime import timedelta
 
+from django import forms
 from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from accounts.errors import ApplicationError
+from delivery.errors import InvalidDeliveryError
+from delivery.models import Delivery
+from delivery.services import delivery_contact_check
 
 from .models import ApiUsageLog, License, Plan, QuotaHold, ReportedTrade, Subscription
 from .selectors import calls_per_day
-from .services import license_activate, license_extend, license_suspend
+from .services import (
+    license_activate,
+    license_create,
+    license_create_delivered,
+    license_extend,
+    license_suspend,
+)
 
 
 class ExpiringSoonFilter(admin.SimpleListFilter):
@@ -48,6 +60,41 @@ def _each(modeladmin, request, queryset, work, verb):
         modeladmin.message_user(request, "; ".join(refused), level=messages.WARNING)
 
 
+class LicenseAddForm(forms.ModelForm):
+    """A new license: the key is shown once on the next page, or sent by a one-time link."""
+
+    duration_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=36500,
+        help_text="Empty: the type's default (ADMIN never expires).",
+    )
+    delivery_method = forms.ChoiceField(
+        required=False,
+        choices=[("", "Show the key once on the next page"), *Delivery.Method.choices],
+        help_text="Or send it through a one-time link (the key is then never shown here).",
+    )
+    contact_info = forms.CharField(
+        required=False, max_length=254, help_text="Telegram chat id or @channel, or email."
+    )
+
+    class Meta:
+        model = License
+        fields = ["account_id", "email", "notes", "user", "license_type"]
+
+    def clean(self):
+        cleaned = super().clean()
+        method = cleaned.get("delivery_method")
+        if method:
+            try:
+                cleaned["contact_info"] = delivery_contact_check(
+                    method=method, contact=cleaned.get("contact_info", "")
+                )
+            except InvalidDeliveryError as exc:
+                self.add_error("contact_info", exc.detail)
+        return cleaned
+
+
 @admin.register(License)
 class LicenseAdmin(admin.ModelAdmin):
     list_display = [
@@ -74,6 +121,16 @@ class LicenseAdmin(admin.ModelAdmin):
         "is_admin",
     ]
     fields = ["account_id", "email", "notes", "user", *readonly_fields]
+    add_fields = [
+        "account_id",
+        "email",
+        "notes",
+        "user",
+        "license_type",
+        "duration_days",
+        "delivery_method",
+        "contact_info",
+    ]
     raw_id_fields = ["user"]
     actions = ["extend_30_days", "suspend", "activate"]
 
@@ -81,13 +138,44 @@ class LicenseAdmin(admin.ModelAdmin):
     def code(self, obj):
         return obj.code_at()
 
-    def has_add_permission(self, request):
-        return False  # the key is shown once: `manage.py license create` or the API
-
     def has_delete_permission(self, request, obj=None):
         return False  # suspend instead: the audit trail and the usage log refer to it
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = LicenseAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return self.fields if obj is not None else self.add_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    def add_view(self, request, form_url="", extra_context=None):
+        response = super().add_view(request, form_url, extra_context)
+        issued = getattr(request, "_licensing_issued", None)
+        if issued is None:
+            return response
+        # Rendered straight into this answer: never stored, never in a cookie or a message.
+        license, key, delivery = issued
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "License issued",
+            "license": license,
+            "license_key": key,
+            "delivery": delivery,
+            "handed": delivery is not None
+            and delivery.delivery.method in (Delivery.Method.API, Delivery.Method.QR),
+        }
+        # The admin's views are never_cache: the page is not kept by the browser or a proxy.
+        return TemplateResponse(request, "admin/licensing/license/issued.html", context)
+
     def save_model(self, request, obj, form, change):
+        if not change:
+            self._issue(request, obj, form.cleaned_data)
+            return
         super().save_model(request, obj, form, change)
         from accounts.services import audit_record
 
@@ -97,6 +185,40 @@ class LicenseAdmin(admin.ModelAdmin):
             actor=request.user,
             after={name: str(form.cleaned_data.get(name)) for name in form.changed_data},
         )
+
+    def _issue(self, request, obj, values):
+        fields = {
+            "account_id": values["account_id"],
+            "license_type": values["license_type"],
+            "email": values["email"],
+            "notes": values["notes"],
+            "user": values["user"],
+            "duration_days": values["duration_days"],
+            "actor": request.user,
+        }
+        if values["delivery_method"]:
+            license, delivery = license_create_delivered(
+                method=values["delivery_method"], contact=values["contact_info"], **fields
+            )
+            key = None
+        else:
+            license, key = license_create(**fields)
+            delivery = None
+        obj.pk = license.pk
+        # The ModelAdmin is shared by every request: the one-time key rides on this request.
+        request._licensing_issued = (license, key, delivery)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if getattr(request, "_licensing_issued", None):
+            return None  # add_view renders the page that shows the key once
+        return super().response_add(request, obj, post_url_continue)
+
+    def save_related(self, request, form, formsets, change):
+        if change:
+            super().save_related(request, form, formsets, change)
+
+    def log_addition(self, request, obj, message):
+        pass  # license_create audits it
 
     @admin.action(description="Extend by 30 days", permissions=["change"])
     def extend_30_days(self, request, queryset):

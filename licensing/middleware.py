@@ -2,12 +2,11 @@
 `licensing.services.usage_flush` writes them in bulk."""
 
 import logging
-import time
 
 from django.conf import settings
 from django.utils.functional import SimpleLazyObject, empty
 
-from .services.usage import usage_enqueue
+from .services.usage import UsageCall, usage_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -29,21 +28,17 @@ class ApiUsageLogMiddleware:
     def __call__(self, request):
         if not self.prefix or not request.path.startswith(self.prefix):
             return self.get_response(request)
-        started = time.perf_counter()
+        call = request.licensing_usage = UsageCall.start(request)
         response = self.get_response(request)
+        if call.queued_status == response.status_code:
+            return response  # queued on the way (validation's round trip)
         try:
             usage_enqueue(
-                {
-                    "at": time.time(),
-                    "endpoint": request.path[:255],
-                    "method": request.method,
-                    "status_code": response.status_code,
-                    "response_ms": round((time.perf_counter() - started) * 1000, 3),
-                    "ip": request.META.get("REMOTE_ADDR"),
-                    "user_agent": request.META.get("HTTP_USER_AGENT", "")[:255],
-                    "license_id": getattr(request, "licensing_license_id", None),
-                    "user_id": _user_id(request),
-                }
+                call.entry(
+                    status_code=response.status_code,
+                    license_id=getattr(request, "licensing_license_id", None),
+                    user_id=_user_id(request),
+                )
             )
         except Exception:  # the log must never break the answer
             logger.warning("usage log: a call could not be queued", exc_info=True)

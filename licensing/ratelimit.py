@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import redis
 from django.conf import settings
@@ -27,27 +28,39 @@ logger = logging.getLogger(__name__)
 RETRY_REDIS_SECONDS = 30.0
 KEY_PREFIX = "licensing:rl:"
 
-# KEYS[1]: the bucket. ARGV: interval_ms, period_ms, cost (0: only look).
-# Returns {allowed, remaining, retry_after_ms, reset_after_ms}; time from Redis itself, so
-# every web process agrees on it.
-_GCRA = """
+# The GCRA over the buckets KEYS[1..n], in order. ARGV[1]: n; ARGV[2]: cost (0: only look);
+# then interval_ms and period_ms of each bucket. Stops at the first bucket that refuses (it
+# counts nothing in the buckets after it; those before keep their count, as separate checks
+# would) and leaves `refused` (0, or that bucket's 1-based index), `remaining`, `retry` and
+# `reset` (ms) of the refusing bucket, else of the last one. Time from Redis itself, so every
+# web process agrees on it; one script, so concurrent requests cannot interleave. A script
+# made of LIMITS_LUA and its own lines may use the KEYS and ARGV after the buckets' and
+# returns {refused, remaining, retry, reset, ...its own values}.
+LIMITS_LUA = """
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local interval = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval * cost
-local allow_at = new_tat - period
-if allow_at > now then
-  return {0, 0, allow_at - now, tat - now}
+local n = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local refused, remaining, retry, reset = 0, 0, 0, 0
+for i = 1, n do
+  local interval = tonumber(ARGV[1 + 2 * i])
+  local period = tonumber(ARGV[2 + 2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval * cost
+  local allow_at = new_tat - period
+  if allow_at > now then
+    refused, remaining, retry, reset = i, 0, allow_at - now, tat - now
+    break
+  end
+  if cost > 0 then
+    redis.call('SET', KEYS[i], new_tat, 'PX', math.max(1, math.ceil(new_tat - now)))
+  end
+  remaining = math.floor((period - (new_tat - now)) / interval)
+  reset = new_tat - now
 end
-if cost > 0 then
-  redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, new_tat - now))
-end
-return {1, math.floor((period - (new_tat - now)) / interval), 0, new_tat - now}
 """
+_LIMITS_ONLY = LIMITS_LUA + "return {refused, remaining, retry, reset}\n"
 
 
 @dataclass(frozen=True)
@@ -99,26 +112,46 @@ class Limiter:
     def __init__(self, url: str):
         self.url = url
         self.memory = MemoryLimiter()
-        self._script = None
+        self._scripts: dict[str, object] = {}
         self._down_until = 0.0
         self._warned = False
 
-    def _redis_hit(self, key, limit, period, cost) -> Decision:
+    def _redis_hit_all(self, buckets, cost, script, extra_keys, extra_args):
         client = redis_for(self.url)
-        if self._script is None:
-            self._script = client.register_script(_GCRA)
-        interval_ms = period * 1000 / limit
-        allowed, remaining, retry_ms, reset_ms = self._script(
-            keys=[KEY_PREFIX + key], args=[interval_ms, period * 1000, cost], client=client
+        registered = self._scripts.get(script)
+        if registered is None:
+            registered = self._scripts[script] = client.register_script(script)
+        args = [len(buckets), cost]
+        for _, limit, period in buckets:
+            args += [period * 1000 / limit, period * 1000]
+        reply = registered(
+            keys=[*(KEY_PREFIX + key for key, _, _ in buckets), *extra_keys],
+            args=[*args, *extra_args],
+            client=client,
         )
-        return Decision(
-            bool(allowed), limit, int(remaining), retry_ms / 1000, reset_ms / 1000, "redis"
+        refused, remaining, retry_ms, reset_ms = reply[:4]
+        limit = buckets[refused - 1 if refused else -1][1]
+        decision = Decision(
+            not refused, limit, int(remaining), retry_ms / 1000, reset_ms / 1000, "redis"
         )
+        return decision, reply[4:]
 
-    def hit(self, key: str, limit: int, period: float, cost: int = 1) -> Decision:
+    def hit_all(
+        self,
+        buckets: list[tuple[str, int, float]],
+        *,
+        cost: int = 1,
+        script: str = _LIMITS_ONLY,
+        extra_keys: tuple = (),
+        extra_args: tuple = (),
+    ) -> tuple[Decision, list | None]:
+        """Count a request in each of `buckets` ((key, limit, period)), in order, up to the
+        first that refuses. Returns that bucket's decision (else the last one's) and what
+        `script` (LIMITS_LUA and more) returned after the limits' four figures, or None when
+        Redis did not answer and process memory decided."""
         if self.url and time.monotonic() >= self._down_until:
             try:
-                decision = self._redis_hit(key, limit, period, cost)
+                result = self._redis_hit_all(buckets, cost, script, extra_keys, extra_args)
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 self._down_until = time.monotonic() + RETRY_REDIS_SECONDS
                 if not self._warned:
@@ -131,8 +164,16 @@ class Limiter:
                 if self._warned:
                     self._warned = False
                     logger.info("rate limiter: Redis answers again")
-                return decision
-        return self.memory.hit(key, limit, period, cost)
+                return result
+        decision = None
+        for key, limit, period in buckets:
+            decision = self.memory.hit(key, limit, period, cost)
+            if not decision.allowed:
+                break
+        return decision, None
+
+    def hit(self, key: str, limit: int, period: float, cost: int = 1) -> Decision:
+        return self.hit_all([(key, limit, period)], cost=cost)[0]
 
     @property
     def backend(self) -> str:
@@ -159,21 +200,47 @@ def _forget_limiter(*, setting, **kwargs):
         _limiter = None
 
 
+@lru_cache(maxsize=64)
+def _parsed(rate: str) -> tuple[int, int]:
+    return parse_rate(rate)
+
+
+def rate_limit_error(decision: Decision) -> RateLimitedError:
+    """The 429 of a refusal, carrying the decision (for the X-RateLimit-* headers)."""
+    error = RateLimitedError(
+        "Too many requests; try again later.",
+        retry_after=max(1, math.ceil(decision.retry_after)),
+    )
+    error.rate_limit = decision
+    return error
+
+
+def rate_limit_hit_all(
+    *,
+    checks: list[tuple[str, str, str]],
+    script: str = _LIMITS_ONLY,
+    extra_keys: tuple = (),
+    extra_args: tuple = (),
+) -> tuple[Decision, list | None]:
+    """Count one request on each (scope, ident, rate), in order, in one Redis round trip that
+    may do more (`script`: LIMITS_LUA and its own lines, see `Limiter.hit_all`). Refuses
+    nothing itself: the caller raises `rate_limit_error(decision)` when not allowed."""
+    buckets = [(f"{scope}:{ident}", *_parsed(rate)) for scope, ident, rate in checks]
+    return get_limiter().hit_all(
+        buckets, script=script, extra_keys=extra_keys, extra_args=extra_args
+    )
+
+
 def rate_limit_check(*, scope: str, ident: str, rate: str, cost: int = 1) -> Decision:
     """Count one request of `ident` on `scope` at `rate` ("60/min"); over it: 429."""
-    limit, period = parse_rate(rate)
+    limit, period = _parsed(rate)
     decision = get_limiter().hit(f"{scope}:{ident}", limit, period, cost)
     if not decision.allowed:
-        error = RateLimitedError(
-            "Too many requests; try again later.",
-            retry_after=max(1, math.ceil(decision.retry_after)),
-        )
-        error.rate_limit = decision
-        raise error
+        raise rate_limit_error(decision)
     return decision
 
 
 def rate_limit_peek(*, scope: str, ident: str, rate: str) -> Decision:
     """Where `ident` stands on `scope`, without counting a request."""
-    limit, period = parse_rate(rate)
+    limit, period = _parsed(rate)
     return get_limiter().hit(f"{scope}:{ident}", limit, period, cost=0)

@@ -97,6 +97,16 @@ def sign(payload: dict) -> str:
     return base64.b64encode(private_key().sign(canonical_json(payload))).decode()
 
 
+def signed_json(payload: dict) -> tuple[bytes, str]:
+    """`payload` and its signature as one JSON document (the signed canonical bytes with
+    `signature` added as the last member), and the signature: the answer is serialized once,
+    for signing and for sending."""
+    signed = canonical_json(payload)
+    signature = base64.b64encode(private_key().sign(signed))
+    separator = b"," if signed != b"{}" else b""
+    return signed[:-1] + separator + b'"signature":"' + signature + b'"}', signature.decode()
+
+
 def verify(payload: dict, signature: str, public_key: str | None = None) -> bool:
     """Whether `signature` signs `payload` (the client's check, also used by tests)."""
     key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key or public_key_b64()))

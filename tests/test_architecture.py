@@ -18,6 +18,7 @@ FLOORS = {
     "bonuses": 3,
     "demo_pool": 3,
     "trading_sessions": 3,
+    "operations": 4,
 }
 ALLOWED_SAME_FLOOR = {("delivery", "accounts")}
 APPS = set(FLOORS) | {"config"}

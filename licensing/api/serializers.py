@@ -1,5 +1,9 @@
 from rest_framework import serializers
 
+from delivery.errors import InvalidDeliveryError
+from delivery.models import Delivery
+from delivery.services import delivery_contact_check
+
 from ..models import License, Plan, ReportedTrade, Subscription
 
 
@@ -59,13 +63,67 @@ class LicenseCreateSerializer(serializers.Serializer):
         required=False, min_value=1, max_value=36500, allow_null=True
     )
     notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    delivery_method = serializers.ChoiceField(
+        choices=Delivery.Method.choices,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Send the key through a one-time link by this channel instead of answering it.",
+    )
+    contact_info = serializers.CharField(
+        max_length=254,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Telegram chat id or @channel, or email address, for delivery_method.",
+    )
+
+    def validate(self, attrs):
+        # Delivery's own rule, asked before the license is made for a contact it refuses.
+        if attrs["delivery_method"]:
+            try:
+                attrs["contact_info"] = delivery_contact_check(
+                    method=attrs["delivery_method"], contact=attrs["contact_info"]
+                )
+            except InvalidDeliveryError as exc:
+                raise serializers.ValidationError({"contact_info": exc.detail}) from None
+        return attrs
+
+
+# The channels whose link is handed to the caller (the others carry it to the contact).
+HANDED_TO_CALLER = (Delivery.Method.API, Delivery.Method.QR)
+
+
+class LicenseKeyDeliverySerializer(serializers.Serializer):
+    """The delivery that carries the key: `link` for api and qr (null for telegram and
+    email, which carry it themselves), `qr_svg` for qr."""
+
+    id = serializers.IntegerField(source="delivery.pk")
+    method = serializers.ChoiceField(choices=Delivery.Method.choices, source="delivery.method")
+    status = serializers.ChoiceField(choices=Delivery.Status.choices, source="delivery.status")
+    contact = serializers.CharField(source="delivery.contact")
+    expires_at = serializers.DateTimeField(source="delivery.expires_at")
+    link = serializers.SerializerMethodField()
+    qr_svg = serializers.SerializerMethodField()
+
+    def get_link(self, result) -> str | None:
+        return result.link if result.delivery.method in HANDED_TO_CALLER else None
+
+    def get_qr_svg(self, result) -> str | None:
+        return result.qr_svg
 
 
 class LicenseCreatedSerializer(LicenseSerializer):
-    license_key = serializers.CharField(help_text="Shown this once; only a hash is kept.")
+    license_key = serializers.CharField(
+        allow_null=True,
+        help_text="Shown this once (only a hash is kept); null when sent by `delivery`.",
+    )
+    delivery = LicenseKeyDeliverySerializer(
+        allow_null=True, help_text="How the key was sent, when a delivery_method was asked."
+    )
 
     class Meta(LicenseSerializer.Meta):
-        fields = [*LicenseSerializer.Meta.fields, "license_key"]
+        fields = [*LicenseSerializer.Meta.fields, "license_key", "delivery"]
 
 
 class ExtendSerializer(serializers.Serializer):

@@ -1,43 +1,48 @@
-"""License lifecycle: create (the key is returned once), extend, suspend, activate, expire.
+"""License lifecycle: create (the key is returned once, or sent through a one-time delivery
+link), extend, suspend, activate, expire.
 
 Every change is audited and drops the license's cached validation answer, at once and again
-after commit (so a validation racing the commit cannot re-cache the old row).
+after commit (so a validation racing the commit cannot re-cache the old row). A change made
+through the admin API with an ADMIN license key (no user) names that license in the audit
+event's `after.by_license` ({account_id, key_last4}); the actor is then the system.
 """
 
 from datetime import timedelta
 
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.errors import ConflictError
 from accounts.services import audit_record
+from delivery.services import DeliveryResult, delivery_contact_check, delivery_create
 
 from ..keys import key_digest, key_generate
 from ..models import LICENSE_DURATIONS, License
-
-CACHE_PREFIX = "licensing:lic:"
-
-
-def license_cache_key(digest: str) -> str:
-    return CACHE_PREFIX + digest
+from ..snapshots import snapshot_drop
 
 
 def license_cache_invalidate(*, digest: str) -> None:
     """Forget the cached validation snapshot of one key, now and when the transaction commits."""
-    key = license_cache_key(digest)
-    cache.delete(key)
-    transaction.on_commit(lambda: cache.delete(key))
+    snapshot_drop(digest)
+    transaction.on_commit(lambda: snapshot_drop(digest))
 
 
-def _snapshot(license: License) -> dict:
-    return {
+def _snapshot(license: License, by_license: dict | None = None) -> dict:
+    state = {
         "license_type": license.license_type,
         "status": license.status,
         "expires_at": license.expires_at,
         "is_admin": license.is_admin,
         "suspended_reason": license.suspended_reason,
     }
+    if by_license:
+        state["by_license"] = by_license
+    return state
+
+
+def license_delivery_purpose(license: License) -> str:
+    """The delivery purpose of a license's key (see `delivery_create`)."""
+    return f"licensing.license:{license.pk}"
 
 
 def license_create(
@@ -50,6 +55,7 @@ def license_create(
     user=None,
     actor=None,
     ip: str | None = None,
+    by_license: dict | None = None,
 ) -> tuple[License, str]:
     """Issue a license; returns it and its key, which is never available again."""
     now = timezone.now()
@@ -77,7 +83,11 @@ def license_create(
                 key_last4=key[-4:],
             )
             audit_record(
-                action="license.create", obj=license, actor=actor, ip=ip, after=_snapshot(license)
+                action="license.create",
+                obj=license,
+                actor=actor,
+                ip=ip,
+                after=_snapshot(license, by_license),
             )
     except IntegrityError as exc:
         raise ConflictError(
@@ -87,8 +97,53 @@ def license_create(
     return license, key
 
 
+def license_create_delivered(
+    *,
+    method: str,
+    contact: str = "",
+    actor=None,
+    ip: str | None = None,
+    by_license: dict | None = None,
+    **fields,
+) -> tuple[License, DeliveryResult]:
+    """Issue a license whose key goes only through a one-time delivery link (`method`:
+    telegram, email, api, qr; `contact`: the chat or address), never back to the caller.
+
+    A contact the method cannot use is refused before anything is made, and the license and
+    its delivery are one transaction: there is never a license whose key nobody received.
+    `fields` are `license_create`'s."""
+    contact = delivery_contact_check(method=method, contact=contact)
+    with transaction.atomic():
+        license, key = license_create(actor=actor, ip=ip, by_license=by_license, **fields)
+        result = delivery_create(
+            purpose=license_delivery_purpose(license),
+            payload={
+                "license_key": key,
+                "account_id": license.account_id,
+                "license_type": license.license_type,
+                "expires_at": license.expires_at.isoformat() if license.expires_at else "never",
+            },
+            method=method,
+            contact=contact,
+            owner=license.user,
+            actor=actor,
+        )
+        after = {"delivery": result.delivery.pk, "method": method, "contact": contact}
+        if by_license:
+            after["by_license"] = by_license
+        audit_record(action="license.key_delivery", obj=license, actor=actor, ip=ip, after=after)
+    return license, result
+
+
 @transaction.atomic
-def license_extend(*, license: License, days: int, actor=None, ip: str | None = None) -> License:
+def license_extend(
+    *,
+    license: License,
+    days: int,
+    actor=None,
+    ip: str | None = None,
+    by_license: dict | None = None,
+) -> License:
     """Add `days`; an expired license is extended from now, not from its old expiry."""
     if days < 1:
         raise ConflictError("Extend by at least one day.", code="invalid_days")
@@ -107,7 +162,7 @@ def license_extend(*, license: License, days: int, actor=None, ip: str | None = 
         actor=actor,
         ip=ip,
         before=before,
-        after=_snapshot(license),
+        after=_snapshot(license, by_license),
         reason=f"+{days} days",
     )
     license_cache_invalidate(digest=license.key_hash)
@@ -116,7 +171,12 @@ def license_extend(*, license: License, days: int, actor=None, ip: str | None = 
 
 @transaction.atomic
 def license_suspend(
-    *, license: License, reason: str = "", actor=None, ip: str | None = None
+    *,
+    license: License,
+    reason: str = "",
+    actor=None,
+    ip: str | None = None,
+    by_license: dict | None = None,
 ) -> License:
     """Suspend: every validation says SUSPENDED from now on."""
     license = License.objects.select_for_update().get(pk=license.pk)
@@ -132,7 +192,7 @@ def license_suspend(
         actor=actor,
         ip=ip,
         before=before,
-        after=_snapshot(license),
+        after=_snapshot(license, by_license),
         reason=reason,
     )
     license_cache_invalidate(digest=license.key_hash)
@@ -140,7 +200,9 @@ def license_suspend(
 
 
 @transaction.atomic
-def license_activate(*, license: License, actor=None, ip: str | None = None) -> License:
+def license_activate(
+    *, license: License, actor=None, ip: str | None = None, by_license: dict | None = None
+) -> License:
     """Lift a suspension (the license is EXPIRED again if its time ran out meanwhile)."""
     license = License.objects.select_for_update().get(pk=license.pk)
     if license.status != License.Status.SUSPENDED:
@@ -156,7 +218,7 @@ def license_activate(*, license: License, actor=None, ip: str | None = None) -> 
         actor=actor,
         ip=ip,
         before=before,
-        after=_snapshot(license),
+        after=_snapshot(license, by_license),
     )
     license_cache_invalidate(digest=license.key_hash)
     return license

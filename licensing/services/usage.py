@@ -1,24 +1,27 @@
 """The API usage log, off the request path.
 
-The middleware hands each call to `usage_enqueue`: one RPUSH to Redis, or, without Redis (the
-embedded default, or Redis down), one appended line in a spool file per process under
-LICENSE_USAGE_SPOOL_DIR. Beat's `licensing.flush_activity` runs `usage_flush`, which drains
-both in bounded batches with `bulk_create` and sets each license's `last_active_at` to its
-newest call: the validation path itself never writes to the database.
+The middleware opens a `UsageCall` when a call starts and hands it to `usage_enqueue` when the
+answer is out: one RPUSH to Redis, or, without Redis (the embedded default, or Redis down),
+one appended line in a spool file per process under LICENSE_USAGE_SPOOL_DIR. Validation
+queues its call itself, in the Redis round trip of its rate limits (see `UsageCall`). Beat's
+`licensing.flush_activity` runs `usage_flush`, which drains both in bounded batches with
+`bulk_create` and sets each license's `last_active_at` to its newest call (one UPDATE): the
+validation path itself never writes to the database.
 """
 
 import fcntl
 import json
 import logging
 import os
+import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ..models import ApiUsageLog, License
@@ -27,8 +30,52 @@ from ..redis_client import activity_redis
 logger = logging.getLogger(__name__)
 QUEUE = "licensing:usage"
 BATCH = 1000
+LAST_ACTIVE_CHUNK = 5000  # licenses per UPDATE (two parameters each)
 _FIELDS = ("endpoint", "method", "status_code", "response_ms", "ip", "user_agent")
 _warned = False
+
+
+@dataclass
+class UsageCall:
+    """One API call on its way, opened by the middleware when it starts.
+
+    A step that talks to Redis anyway may queue the call itself in that same round trip
+    (validation does, in its rate-limit script): it queues `entry()` with the status it knows
+    the answer will have and sets `queued_status`. The middleware then queues nothing,
+    unless the answer ends with another status (a failure after that point), which it logs
+    as well. Such a call's `response_ms` runs to that round trip, not to the last byte.
+    """
+
+    started: float  # time.perf_counter() at the start
+    endpoint: str
+    method: str
+    ip: str | None
+    user_agent: str
+    queued_status: int | None = None
+
+    @classmethod
+    def start(cls, request) -> "UsageCall":
+        return cls(
+            started=time.perf_counter(),
+            endpoint=request.path[:255],
+            method=request.method,
+            ip=request.META.get("REMOTE_ADDR"),
+            user_agent=request.META.get("HTTP_USER_AGENT", "")[:255],
+        )
+
+    def entry(self, *, status_code=None, license_id=None, user_id=None) -> dict:
+        """The queued form (see `usage_enqueue`), timed up to now."""
+        return {
+            "at": time.time(),
+            "endpoint": self.endpoint,
+            "method": self.method,
+            "status_code": status_code,
+            "response_ms": round((time.perf_counter() - self.started) * 1000, 3),
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "license_id": license_id,
+            "user_id": user_id,
+        }
 
 
 def usage_enqueue(entry: dict) -> None:
@@ -146,11 +193,29 @@ def usage_flush() -> dict:
             last_active[row.license_id] = row.created_at
     with transaction.atomic():
         ApiUsageLog.objects.bulk_create(rows, batch_size=BATCH // 10)
-        for license_id, at in last_active.items():
-            License.objects.filter(pk=license_id).filter(
-                Q(last_active_at__isnull=True) | Q(last_active_at__lt=at)
-            ).update(last_active_at=at)
+        _last_active_advance(last_active)
     return {"calls": len(rows), "licenses": len(last_active)}
+
+
+def _last_active_advance(last_active: dict[int, datetime]) -> None:
+    """Set each license's last_active_at to its newest call, never back: one UPDATE joined
+    to the values (per LAST_ACTIVE_CHUNK licenses), not one per license. Plain SQL that
+    PostgreSQL and SQLite (3.33+) both run; VALUES columns are column1, column2 in both."""
+    table = connection.ops.quote_name(License._meta.db_table)
+    adapt = connection.ops.adapt_datetimefield_value
+    items = sorted(last_active.items())  # primary-key order: concurrent flushes cannot deadlock
+    for start in range(0, len(items), LAST_ACTIVE_CHUNK):
+        chunk = items[start : start + LAST_ACTIVE_CHUNK]
+        rows = ", ".join(["(%s, %s)"] * len(chunk))
+        params = [value for pk, at in chunk for value in (pk, adapt(at))]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET last_active_at = v.column2 "  # noqa: S608 (our own names)
+                f"FROM (VALUES {rows}) AS v "
+                f"WHERE {table}.id = v.column1 "
+                f"AND ({table}.last_active_at IS NULL OR {table}.last_active_at < v.column2)",
+                params,
+            )
 
 
 def usage_purge(*, days: int | None = None, batch: int = 10_000) -> int:

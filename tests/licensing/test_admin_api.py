@@ -114,3 +114,100 @@ def test_a_signed_license_file_verifies_offline(admin_api, make_license):
     body = admin_api.get("/api/v1/licenses/F1/file/").json()
     assert verify(body["license"], body["signature"], body["public_key"])
     assert body["license"]["code"] == "VALID"
+
+
+def test_a_change_made_with_an_admin_license_key_names_that_license_in_the_audit(api, make_license):
+    _, admin_key = make_license(License.Type.ADMIN, account_id="root")
+    response = api.post(
+        USERS,
+        {"account_id": "U7", "license_type": "TRIAL"},
+        format="json",
+        HTTP_X_LICENSE_KEY=admin_key,
+    )
+    assert response.status_code == 201
+    api.put(f"{USERS}U7/suspend/", {"reason": "abuse"}, format="json", HTTP_X_LICENSE_KEY=admin_key)
+    api.put(f"{USERS}U7/activate/", format="json", HTTP_X_LICENSE_KEY=admin_key)
+    api.put(
+        f"{USERS}U7/extend-license/",
+        {"additional_days": 3},
+        format="json",
+        HTTP_X_LICENSE_KEY=admin_key,
+    )
+    license = License.objects.get(account_id="U7")
+    events = AuditEvent.objects.filter(object_id=str(license.pk)).order_by("seq")
+    assert [e.action for e in events] == [
+        "license.create",
+        "license.suspend",
+        "license.activate",
+        "license.extend",
+    ]
+    for event in events:
+        assert (event.actor_id, event.actor_label) == (None, "system")
+        assert event.after["by_license"] == {"account_id": "root", "key_last4": admin_key[-4:]}
+
+
+def test_a_change_made_by_a_signed_in_super_admin_names_the_user_and_no_license(
+    admin_api, make_license
+):
+    make_license(License.Type.TRIAL, account_id="T9")
+    admin_api.put(f"{USERS}T9/suspend/", {"reason": "abuse"}, format="json")
+    event = AuditEvent.objects.get(action="license.suspend")
+    assert event.actor_id is not None
+    assert "by_license" not in event.after
+
+
+def test_adding_a_user_with_delivery_sends_the_key_by_a_one_time_link_only(admin_api, api):
+    from delivery.services import delivery_reveal
+
+    response = admin_api.post(
+        USERS,
+        {"account_id": "D1", "license_type": "MONTHLY", "delivery_method": "api"},
+        format="json",
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["license_key"] is None
+    assert (body["delivery"]["method"], body["delivery"]["status"]) == ("api", "sent")
+    token = body["delivery"]["link"].rstrip("/").rsplit("/", 1)[1]
+    revealed = delivery_reveal(token=token, ip=None).payload
+    assert revealed["account_id"] == "D1"
+    assert revealed["license_key"][-4:] == body["key_last4"]
+    validated = api.post(
+        "/api/v1/licenses/validate/", {"license_key": revealed["license_key"]}, format="json"
+    )
+    assert validated.json()["code"] == "VALID"
+    assert AuditEvent.objects.filter(action="license.key_delivery").count() == 1
+
+
+def test_a_key_sent_by_telegram_is_not_in_the_answer_and_a_bad_contact_makes_no_license(
+    admin_api,
+):
+    sent = admin_api.post(
+        USERS,
+        {
+            "account_id": "D2",
+            "license_type": "TRIAL",
+            "delivery_method": "telegram",
+            "contact_info": "@brokerdesk_clients",
+        },
+        format="json",
+    ).json()
+    assert sent["license_key"] is None
+    assert sent["delivery"]["link"] is None  # the link goes to the chat, not to the caller
+    assert (sent["delivery"]["method"], sent["delivery"]["contact"]) == (
+        "telegram",
+        "@brokerdesk_clients",
+    )
+    refused = admin_api.post(
+        USERS,
+        {
+            "account_id": "D3",
+            "license_type": "TRIAL",
+            "delivery_method": "email",
+            "contact_info": "not-an-address",
+        },
+        format="json",
+    )
+    assert refused.status_code == 400
+    assert "contact_info" in refused.json()
+    assert not License.objects.filter(account_id="D3").exists()

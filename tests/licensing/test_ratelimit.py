@@ -80,3 +80,15 @@ def test_validation_is_limited_per_key(api, settings, make_license):
         for _ in range(5)
     ]
     assert codes == [200, 200, 200, 429, 429]
+
+
+def test_a_limit_whose_interval_is_not_a_whole_millisecond_limits_exactly():
+    """7/min is one request every 8,571.43 ms: the bucket's expiry must still be set."""
+    results = []
+    for _ in range(8):
+        try:
+            results.append(rate_limit_check(scope="t", ident="odd", rate="7/min").remaining)
+        except RateLimitedError as exc:
+            results.append(f"refused, retry in {exc.retry_after} s")
+    assert results[:7] == [6, 5, 4, 3, 2, 1, 0]
+    assert results[7] == "refused, retry in 9 s"

@@ -9,8 +9,18 @@ from licensing.models import License
 pytestmark = pytest.mark.django_db
 
 
-def test_the_database_holds_no_key_in_clear(make_license):
+def test_the_database_holds_no_key_in_clear(make_license, monkeypatch):
+    """Nor in the deliveries of keys sent by a one-time link (sealed there)."""
+    from licensing.services import license_create_delivered, licenses
+
     keys = [make_license(license_type)[1] for license_type in License.Type.values]
+    generate = licenses.key_generate
+    monkeypatch.setattr(licenses, "key_generate", lambda: keys.append(generate()) or keys[-1])
+    for method, contact in (("api", ""), ("email", "client@example.com")):
+        license_create_delivered(
+            method=method, contact=contact, account_id=f"D-{method}", license_type="TRIAL"
+        )
+    assert len(keys) == len(License.Type.values) + 2
     dump = io.StringIO()
     call_command("dumpdata", stdout=dump)
     text = dump.getvalue()

@@ -89,3 +89,25 @@ def test_the_license_command_issues_and_manages_keys(capsys):
     call_command("license", "extend", "C1", "--days", "3")
     call_command("license", "list")
     assert "C1\tTRIAL\tVALID" in capsys.readouterr().out
+
+
+def test_license_create_can_send_the_key_by_a_one_time_link_instead_of_printing_it(capsys, api):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from delivery.services import delivery_reveal
+
+    call_command("license", "create", "L1", "--type", "MONTHLY", "--deliver-by", "api")
+    out = capsys.readouterr().out
+    link = out.rsplit(": ", 1)[1].strip()
+    key = delivery_reveal(token=link.rstrip("/").rsplit("/", 1)[1], ip=None).payload["license_key"]
+    assert key not in out
+    validated = api.post("/api/v1/licenses/validate/", {"license_key": key}, format="json")
+    assert validated.json()["account_id"] == "L1"
+    call_command(
+        "license", "create", "L2", "--deliver-by", "telegram", "--contact", "@brokerdesk_vip"
+    )
+    assert "sent by telegram to @brokerdesk_vip" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="invalid_contact"):
+        call_command("license", "create", "L3", "--deliver-by", "email", "--contact", "nobody")
+    assert not License.objects.filter(account_id="L3").exists()

@@ -125,3 +125,78 @@ def test_extend_before_expiry_adds_to_the_current_expiry(make_license):
 
 def test_a_request_without_a_key_is_400(api, db):
     assert api.post(URL, {}, format="json").status_code == 400
+
+
+@pytest.mark.redis
+def test_a_cached_validation_is_one_redis_round_trip_and_no_query(
+    api, make_license, redis_round_trips, django_assert_num_queries
+):
+    """Both limits, the cached snapshot and the usage log in one script: the hot path's cost.
+    A key not cached yet costs one query, and two more trips: caching it, logging the call."""
+    _, key = make_license()
+    validate(api, key_generate())  # connects, loads the script
+    redis_round_trips["sent"] = 0
+    with django_assert_num_queries(1):
+        assert validate(api, key).json()["code"] == "VALID"
+    assert redis_round_trips["sent"] == 3
+    redis_round_trips["sent"] = 0
+    with django_assert_num_queries(0):
+        body = validate(api, key, nonce="n1").json()
+    assert body["code"] == "VALID"
+    assert redis_round_trips["sent"] == 1
+
+
+def test_with_redis_unreachable_validation_reads_the_database_and_limits_in_memory(
+    api, make_license, settings, redis_goes_down, caplog
+):
+    _, key = make_license()
+    suspended, suspended_key = make_license()
+    license_suspend(license=suspended, reason="chargeback")
+    assert validate(api, suspended_key).json()["code"] == "SUSPENDED"  # cached, where it can be
+    redis_goes_down()
+    settings.LICENSE_VALIDATE_RATE_LIMIT_PER_KEY = "2/min"
+    answers = [validate(api, key, nonce=str(i)) for i in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    body = answers[0].json()
+    signature = body.pop("signature")
+    assert body["code"] == "VALID" and verify(body, signature, public_key_b64())
+    assert answers[1]["X-RateLimit-Remaining"] == "0"
+    assert validate(api, suspended_key).json()["code"] == "SUSPENDED"
+    assert api.get("/api/v1/rate-limit/status/").json()["backend"] == "memory"
+    fallbacks = [r for r in caplog.records if "limiting in process memory" in r.getMessage()]
+    assert len(fallbacks) == 1
+
+
+def test_a_malformed_request_still_counts_on_the_address_limit(api, make_license, settings):
+    settings.LICENSE_VALIDATE_RATE_LIMIT_PER_IP = "2/min"
+    _, key = make_license()
+    assert validate(api, wrong_check_character(key)).status_code == 400
+    assert api.post(URL, {"nonce": "no key"}, format="json").status_code == 400
+    refused = validate(api, key)
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "rate_limited"
+
+
+def test_the_body_is_read_as_the_input_serializer_reads_it(api, make_license):
+    _, key = make_license()
+    body = validate(api, f"  {key.lower()}  ", nonce="  n-1  ").json()
+    assert (body["code"], body["nonce"]) == ("VALID", "n-1")
+    unicode = validate(api, key, nonce="nonce-é").json()
+    signature = unicode.pop("signature")
+    assert unicode["nonce"] == "nonce-é" and verify(unicode, signature, public_key_b64())
+    too_long = validate(api, key, nonce="x" * 129)
+    assert too_long.status_code == 400 and "nonce" in too_long.json()
+    null_nonce = api.post(URL, {"license_key": key, "nonce": None}, format="json")
+    assert null_nonce.status_code == 400 and "nonce" in null_nonce.json()
+    not_text = api.post(URL, {"license_key": ["a"]}, format="json")
+    assert not_text.status_code == 400 and "license_key" in not_text.json()
+    form = api.post(URL, {"license_key": key, "nonce": "form"})  # multipart, as DRF reads it
+    assert (form.status_code, form.json()["nonce"]) == (200, "form")
+
+
+def test_the_answer_is_json_whatever_the_client_accepts(api, make_license):
+    _, key = make_license()
+    response = api.post(URL, {"license_key": key}, format="json", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "VALID"

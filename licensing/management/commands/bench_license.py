@@ -6,20 +6,28 @@ starts a real server (gunicorn, `--workers` processes of `--threads` threads, se
 `bench.license_settings`: the project's plus a trivial DRF view returning constant JSON,
 DEBUG off) on the scratch database and `REDIS_URL`, with the validation rate limits raised so
 the limiter (still consulted on every call) does not cap the load. A second process
-(`licensing/bench_client.py`: threads on keep-alive connections) then posts for `--seconds`
-to the validation endpoint with the keys in turn, and for as long to the trivial view.
+(`licensing/bench_client.py`: threads on keep-alive connections) then posts to the validation
+endpoint with the keys in turn, and to the trivial view, `--seconds` each, in `--rounds`
+interleaved slices (validation, trivial, trivial, validation, ...): the machine is shared,
+and interleaving gives both sides the same share of whatever else runs on it.
+
+Besides the client's figures (throughput, latency), the server's own CPU time per request is
+read from /proc (user + system time of the gunicorn workers over each slice): unlike
+throughput, it hardly moves when other processes compete for the cores.
 
 Database writes are read from PostgreSQL's own counters (`pg_stat_user_tables`,
-`pg_stat_database`) before and after the validation phase, after letting the server's
-connections report (PostgreSQL publishes an idle backend's counters within 10 s). Beat is not
-running, so the usage-log flush (which writes the queued calls in bulk, off the request path)
-is not counted: the queued calls are reported, and removed from Redis at the end.
+`pg_stat_database`) before and after the measured slices, after letting the server's
+connections report (PostgreSQL publishes an idle backend's counters within 10 s); the trivial
+view writes nothing, so every write counted is charged to validation. Beat is not running, so
+the usage-log flush (which writes the queued calls in bulk, off the request path) is not
+counted: the queued calls are reported, and removed from Redis at the end.
 """
 
 import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,17 +49,31 @@ RATE_SETTINGS = (
 VALIDATE_PATH = "/api/v1/licenses/validate/"
 PUBLIC_KEY_PATH = "/api/v1/licenses/public-key/"
 CLIENT = "licensing.bench_client"  # run as a module: licensing/ must not be on sys.path
+# Two client threads: the client is one Python process (one core at most, under its GIL) on
+# the same two cores as the server, PostgreSQL and Redis. At 4 threads it takes most of a
+# core and starves the server, which then measures the client more than itself.
+DEFAULT_CONCURRENCY = 2
 
 
 class Command(BaseCommand):
     help = "Benchmark license validation over HTTP (gunicorn) against a trivial DRF view."
 
     def add_arguments(self, parser):
-        parser.add_argument("--seconds", type=float, default=20.0, help="Per phase.")
+        parser.add_argument(
+            "--seconds", type=float, default=20.0, help="Of each side (validation, trivial)."
+        )
+        parser.add_argument(
+            "--rounds", type=int, default=4, help="Interleaved slices of each side."
+        )
         parser.add_argument("--licenses", type=int, default=100, help="Of each kind.")
         parser.add_argument("--workers", type=int, default=2)
         parser.add_argument("--threads", type=int, default=2, help="gunicorn threads/worker.")
-        parser.add_argument("--concurrency", type=int, default=4, help="Client threads.")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=DEFAULT_CONCURRENCY,
+            help="Client threads (2: see docs/performance.md for why not more).",
+        )
         parser.add_argument("--warmup", type=float, default=2.0)
         parser.add_argument(
             "--stats-wait",
@@ -76,7 +98,9 @@ class Command(BaseCommand):
 
     # --- the run ------------------------------------------------------------------------
 
-    def _run(self, *, seconds, licenses, workers, threads, concurrency, warmup, stats_wait, **_):
+    def _run(
+        self, *, seconds, rounds, licenses, workers, threads, concurrency, warmup, stats_wait, **_
+    ):
         out = self.stdout.write
         db_name = connection.settings_dict["NAME"]
         started = time.perf_counter()
@@ -113,53 +137,169 @@ class Command(BaseCommand):
             )
             out(
                 f"  client: 1 process, {concurrency} threads, keep-alive; {seconds:g} s per "
-                f"phase after {warmup:g} s of warm-up"
+                f"side in {rounds} interleaved slices each, after {warmup:g} s of warm-up"
             )
             out(
                 f"  rate limits RAISED for the run (still checked on every call): "
                 f"{', '.join(RATE_SETTINGS)} = {RAISED_RATE}"
             )
             out("  usage-log flush (beat) not running: calls stay queued during the run")
-            trivial_path = "/" + _trivial_path()
-            _load(port, VALIDATE_PATH, bodies, warmup, concurrency)
-            _load(port, trivial_path, bodies, warmup, concurrency)
+            paths = {"validation": VALIDATE_PATH, "trivial view": "/" + _trivial_path()}
+            for path in paths.values():
+                _load(port, path, bodies, warmup, concurrency, workers)
 
             time.sleep(stats_wait)
             before = _pg_counters(db_name)
-            validation = _load(port, VALIDATE_PATH, bodies, seconds, concurrency)
+            queued_before = _queue_len(redis_url)
+            results = {side: [] for side in paths}
+            in_order = []
+            for side in _slices(list(paths), rounds):
+                cpu = _workers_cpu(server.pid)
+                result = _load(port, paths[side], bodies, seconds / rounds, concurrency, workers)
+                used = [
+                    seconds - cpu.get(pid, 0.0) for pid, seconds in _workers_cpu(server.pid).items()
+                ]
+                result["server_cpu"] = sum(used)
+                result["busiest_worker"] = [max(used) / sum(used) if sum(used) else 0.0]
+                results[side].append(result)
+                in_order.append((side, result))
+            queued = _queue_len(redis_url) - queued_before
             time.sleep(stats_wait)
             after = _pg_counters(db_name)
-            trivial = _load(port, trivial_path, bodies, seconds, concurrency)
             signatures = _check_signatures(port, keys)
-            queued = _queue_len(redis_url) - queue_before
         finally:
             _stop(server)
             _drop_queued(redis_url, queue_before)
             shutil.rmtree(tmp, ignore_errors=True)
 
+        validation, trivial = (_merged(results[side]) for side in paths)
         out("")
-        v_rate, t_rate = _row(out, "validation", validation), _row(out, "trivial view", trivial)
+        v_rate = _row(out, "validation", validation)
+        t_rate = _row(out, "trivial view", trivial)
         ratio = v_rate / t_rate if t_rate else 0.0
         v_p99 = _percentile(validation["latencies_ms"], 0.99)
         n = len(validation["latencies_ms"])
+        m = len(trivial["latencies_ms"])
         delta = {k: after[k] - before[k] for k in before}
         per = delta["user_writes"] / n if n else float("nan")
+        v_cpu = _per_request_us(validation["server_cpu"], n)
+        t_cpu = _per_request_us(trivial["server_cpu"], m)
         out("")
         out(f"  ratio            validation at {ratio:.0%} of the trivial view (target >= 60%)")
+        paired = _paired_ratios(in_order)
+        if paired:
+            out(
+                f"  paired slices    validation / trivial in each pair of neighbouring slices: "
+                f"median {statistics.median(paired):.0%}, "
+                f"{min(paired):.0%} to {max(paired):.0%} ({', '.join(f'{r:.0%}' for r in paired)})"
+            )
         out(f"  p99              validation {v_p99:.1f} ms (target < 25 ms)")
+        out(
+            f"  server CPU       {v_cpu:,.0f} us per validation, {t_cpu:,.0f} us per trivial "
+            f"call (gunicorn workers' user + system time): trivial / validation = "
+            f"{t_cpu / v_cpu if v_cpu else 0:.0%}"
+        )
+        spreads = sorted(
+            {"/".join(map(str, sorted(r["spread"].values()))) for r in results[side]}
+            for side in paths
+        )
+        reconnects = sum(r["reconnects"] for side in paths for r in results[side])
+        out(
+            f"  connections      per worker in each slice: "
+            f"{', '.join(sorted(set().union(*spreads)))} "
+            f"({reconnects} reopened to spread them)"
+        )
+        shares = validation["busiest_worker"] + trivial["busiest_worker"]
+        out(
+            f"  workers          the busier of the {workers} did {min(shares):.0%} to "
+            f"{max(shares):.0%} of the server's CPU time in a slice (1/{workers}: even)"
+        )
+        out(
+            f"  client CPU       {validation['client_cpu'] / validation['elapsed']:.0%} of a "
+            f"core during validation, {trivial['client_cpu'] / trivial['elapsed']:.0%} during "
+            f"the trivial view"
+        )
         out(
             f"  DB writes        {delta['user_writes']:,} row writes in the project's tables "
             f"({delta['db_writes']:,} database-wide, catalogs included) over {n:,} "
-            f"validations: {per:.4f} per validation (target 0)"
+            f"validations (and {m:,} trivial calls, which write nothing): {per:.4f} per "
+            f"validation (target 0)"
         )
         out(
             f"  DB reads         {delta['license_scans']:,} scans of the license table: "
             f"{delta['license_scans'] / n if n else 0:.4f} per validation (cached snapshots)"
         )
-        out(f"  usage log        {queued:,} calls queued in Redis for the bulk flush")
+        probes = sum(r["probes"] for side in paths for r in results[side])
+        out(
+            f"  usage log        {queued:,} calls queued in Redis for the bulk flush "
+            f"({n + m:,} requests measured, {probes} untimed ones spreading the connections)"
+        )
         out(f"  signatures       {signatures}")
         met = ratio >= 0.6 and v_p99 < 25 and delta["user_writes"] == 0
         out(f"  targets          {'all met' if met else 'NOT all met'}")
+
+
+def _slices(sides: list[str], rounds: int) -> list[str]:
+    """A B B A A B ...: each side as often first as second, so a drift in the machine's
+    load favours neither."""
+    order = []
+    for i in range(rounds):
+        order += sides if i % 2 == 0 else sides[::-1]
+    return order
+
+
+def _paired_ratios(in_order: list[tuple[str, dict]]) -> list[float]:
+    """Validation's throughput over the trivial view's in each pair of neighbouring slices
+    (validation first in the order of `_slices`): what one moment of the machine allowed."""
+    ratios = []
+    for (first, a), (_, b) in zip(in_order[::2], in_order[1::2], strict=False):
+        v, t = (a, b) if first == "validation" else (b, a)
+        v_rate = len(v["latencies_ms"]) / v["elapsed"] if v["elapsed"] else 0.0
+        t_rate = len(t["latencies_ms"]) / t["elapsed"] if t["elapsed"] else 0.0
+        if t_rate:
+            ratios.append(v_rate / t_rate)
+    return ratios
+
+
+def _merged(results: list[dict]) -> dict:
+    merged = {
+        "elapsed": 0.0,
+        "latencies_ms": [],
+        "statuses": {},
+        "codes": {},
+        "errors": 0,
+        "client_cpu": 0.0,
+        "server_cpu": 0.0,
+        "busiest_worker": [],
+    }
+    for result in results:
+        for name in ("elapsed", "errors", "client_cpu", "server_cpu"):
+            merged[name] += result.get(name, 0)
+        merged["latencies_ms"] += result["latencies_ms"]
+        merged["busiest_worker"] += result.get("busiest_worker", [])
+        for name in ("statuses", "codes"):
+            for key, count in result[name].items():
+                merged[name][key] = merged[name].get(key, 0) + count
+    return merged
+
+
+def _per_request_us(cpu_seconds: float, requests: int) -> float:
+    return cpu_seconds * 1e6 / requests if requests else 0.0
+
+
+def _workers_cpu(master_pid: int) -> dict[int, float]:
+    """User + system seconds used so far by each child (worker) of a gunicorn master."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # exited meanwhile
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[1]) == master_pid:  # fields[1]: ppid; [11], [12]: utime, stime
+            used[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return used
 
 
 # --- set-up -------------------------------------------------------------------------------
@@ -223,11 +363,12 @@ def _free_port() -> int:
 
 
 def _start_server(env, port, workers, threads, log: Path) -> subprocess.Popen:
+    module, _, name = settings.WSGI_APPLICATION.rpartition(".")  # the project's WSGI app
     command = [
         sys.executable,
         "-m",
         "gunicorn",
-        "config.wsgi:application",
+        f"{module}:{name}",
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
@@ -274,8 +415,15 @@ def _stop(server: subprocess.Popen) -> None:
 # --- the load -------------------------------------------------------------------------------
 
 
-def _load(port, path, bodies, seconds, threads) -> dict:
-    job = {"port": port, "path": path, "bodies": bodies, "seconds": seconds, "threads": threads}
+def _load(port, path, bodies, seconds, threads, workers) -> dict:
+    job = {
+        "port": port,
+        "path": path,
+        "bodies": bodies,
+        "seconds": seconds,
+        "threads": threads,
+        "workers": workers,
+    }
     done = subprocess.run(  # noqa: S603 - our own interpreter and script
         [sys.executable, "-m", CLIENT],
         cwd=settings.BASE_DIR,

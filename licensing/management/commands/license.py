@@ -1,10 +1,20 @@
-"""`manage.py license create|extend|suspend|activate|list|init-admin|keygen`."""
+"""`manage.py license create|extend|suspend|activate|list|init-admin|keygen`.
+
+`create --deliver-by telegram|email|api|qr --contact C` sends the key through a one-time
+delivery link instead of printing it."""
 
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.errors import ApplicationError
+from delivery.models import Delivery
 from licensing.models import License
-from licensing.services import license_activate, license_create, license_extend, license_suspend
+from licensing.services import (
+    license_activate,
+    license_create,
+    license_create_delivered,
+    license_extend,
+    license_suspend,
+)
 from licensing.signing import new_private_key_b64
 
 
@@ -21,6 +31,12 @@ class Command(BaseCommand):
         create.add_argument("--days", type=int, default=None)
         create.add_argument("--email", default="")
         create.add_argument("--notes", default="")
+        create.add_argument(
+            "--deliver-by",
+            choices=Delivery.Method.values,
+            help="send the key through a one-time link by this channel instead of printing it",
+        )
+        create.add_argument("--contact", default="", help="the chat id/@channel or email address")
         extend = sub.add_parser("extend", help="add days (an expired license: from now)")
         extend.add_argument("account_id")
         extend.add_argument("--days", type=int, required=True)
@@ -55,16 +71,35 @@ class Command(BaseCommand):
             f"{expires}\t…{license.key_last4}\t{license.email}"
         )
 
-    def do_create(self, *, account_id, license_type, days, email, notes, **_):
-        license, key = license_create(
-            account_id=account_id,
-            license_type=license_type,
-            duration_days=days,
-            email=email,
-            notes=notes,
-        )
+    def do_create(
+        self, *, account_id, license_type, days, email, notes, deliver_by=None, contact="", **_
+    ):
+        fields = {
+            "account_id": account_id,
+            "license_type": license_type,
+            "duration_days": days,
+            "email": email,
+            "notes": notes,
+        }
+        if not deliver_by:
+            license, key = license_create(**fields)
+            self.stdout.write(self._show(license))
+            self.stdout.write(f"License key (shown once): {key}")
+            return
+        license, result = license_create_delivered(method=deliver_by, contact=contact, **fields)
+        delivery = result.delivery
         self.stdout.write(self._show(license))
-        self.stdout.write(f"License key (shown once): {key}")
+        expires = f"{delivery.expires_at:%Y-%m-%d %H:%M} UTC"
+        if deliver_by in (Delivery.Method.API, Delivery.Method.QR):
+            self.stdout.write(
+                f"License key in a one-time link (delivery #{delivery.pk}, opens once, until "
+                f"{expires}): {result.link}"
+            )
+        else:
+            self.stdout.write(
+                f"License key sent by {deliver_by} to {delivery.contact} in a one-time link "
+                f"(delivery #{delivery.pk}, {delivery.status}, until {expires}); not shown here."
+            )
 
     def do_extend(self, *, account_id, days, **_):
         self.stdout.write(self._show(license_extend(license=self._license(account_id), days=days)))

@@ -1,0 +1,1 @@
+"""Operations: what sees the whole product at once (the staff dashboard, the soak)."""
