@@ -469,6 +469,15 @@ DEMO_POOL_SERVER_NAME = env.str("DEMO_POOL_SERVER_NAME", default="")  # blank: M
 DEMO_POOL_PROVISION_MAX_ATTEMPTS = env.int("DEMO_POOL_PROVISION_MAX_ATTEMPTS", default=5)
 DEMO_POOL_PROVISION_BACKOFF_SECONDS = env.float("DEMO_POOL_PROVISION_BACKOFF_SECONDS", default=5.0)
 DEMO_POOL_PROVISION_LEASE_SECONDS = env.int("DEMO_POOL_PROVISION_LEASE_SECONDS", default=120)
+# Provisioning calls at once (threads, each with its own DB connection; PostgreSQL only).
+DEMO_POOL_PROVISION_THREADS = env.int("DEMO_POOL_PROVISION_THREADS", default=5)
+# A refill run queues batch after batch while under the target; past this it hands over to a
+# follow-up run (well inside the task's 240 s soft time limit).
+DEMO_POOL_REFILL_RUN_SECONDS = env.float("DEMO_POOL_REFILL_RUN_SECONDS", default=60.0)
+# An assignment under the target queues a refill at most this often per web process.
+DEMO_POOL_REFILL_NUDGE_SECONDS = env.float("DEMO_POOL_REFILL_NUDGE_SECONDS", default=0.25)
+# Activations read the pool configuration at most this often per process.
+DEMO_POOL_CONFIG_CACHE_SECONDS = env.float("DEMO_POOL_CONFIG_CACHE_SECONDS", default=5.0)
 DEMO_POOL_HEALTH_BATCH_SIZE = env.int("DEMO_POOL_HEALTH_BATCH_SIZE", default=50)
 DEMO_POOL_HEALTH_MAX_FAILURES = env.int("DEMO_POOL_HEALTH_MAX_FAILURES", default=2)
 DEMO_POOL_EXPIRY_BATCH_SIZE = env.int("DEMO_POOL_EXPIRY_BATCH_SIZE", default=200)

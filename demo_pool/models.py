@@ -26,16 +26,25 @@ class PoolConfig(models.Model):
     SINGLETON_PK = 1
 
     min_available = models.PositiveIntegerField(
-        default=25, help_text="Under this many available accounts, a refill starts."
+        default=25,
+        help_text="The floor: never fewer available accounts than this. The refill starts "
+        "under the target, so target minus min is the headroom that covers demand while a "
+        "batch is provisioned.",
     )
     target_buffer = models.PositiveIntegerField(
-        default=40, help_text="A refill tops the available (and in-flight) accounts up to this."
+        default=40,
+        help_text="The refill keeps available + provisioning accounts at this (plus waiting "
+        "activations); an assignment that drops the pool under it starts a refill at once.",
     )
     max_pool_size = models.PositiveIntegerField(
-        default=100, help_text="Never more live accounts (provisioning, available, assigned)."
+        default=100,
+        help_text="Never more accounts kept warm (provisioning + available). Assigned accounts "
+        "belong to their press passes and do not count.",
     )
     provision_batch_size = models.PositiveIntegerField(
-        default=5, help_text="Accounts provisioned by one refill run."
+        default=5,
+        help_text="Accounts a refill queues at a time and provisions concurrently; it queues "
+        "batch after batch while the pool is under the target.",
     )
     health_check_interval_minutes = models.PositiveIntegerField(default=15)
     cleanup_interval_hours = models.PositiveIntegerField(default=4)
@@ -88,6 +97,8 @@ class DemoAccount(models.Model):
         RETIRED = "retired", "Retired"
 
     LIVE = (Status.PROVISIONING, Status.AVAILABLE, Status.ASSIGNED)
+    # What staff keep warm, and what max_pool_size caps: assigned accounts belong to people.
+    POOL = (Status.PROVISIONING, Status.AVAILABLE)
 
     row_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     login = models.BigIntegerField(null=True, blank=True, unique=True)

@@ -8,14 +8,15 @@ from demo_pool import services
 
 
 @shared_task(name="demo_pool.refill", soft_time_limit=240, time_limit=300)
-def refill(topping_up: bool = False) -> dict:
-    """One refill run (beat: every minute; also after an assignment under the minimum).
+def refill() -> dict:
+    """One refill run (beat: every minute; also after an assignment under the target).
 
-    While under the target it queues a follow-up run, so the pool fills batch after batch.
+    A run tops up batch after batch; stopped for time while under the target, it queues a
+    follow-up run.
     """
-    result = services.pool_refill(topping_up=topping_up)
+    result = services.pool_refill()
     if result.below_target:
-        refill.apply_async(kwargs={"topping_up": True})
+        refill.apply_async()
     return asdict(result)
 
 

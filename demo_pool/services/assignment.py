@@ -2,9 +2,12 @@
 gateway and hands it to `delivery`. When the pool is empty the activation waits as a queued
 `ActivationRequest`, completed (and delivered) as soon as an account is provisioned.
 
-The claim is `SELECT ... FOR UPDATE SKIP LOCKED` plus a conditional UPDATE in one short
-transaction: no two activations ever get the same account. Gateway calls happen after it
-commits; if one fails, the claim is undone and the account goes back to the pool.
+The claim (`FOR UPDATE SKIP LOCKED`, then a conditional UPDATE) and the new press pass are
+one short transaction; on PostgreSQL one statement (`_CLAIM_AND_OPEN_SQL`). No two
+activations ever get the same account, and a second pass for the user (409) undoes the claim.
+The gateway call comes after that commits, under the press pass's row lock, which a resend
+takes too: the server's password, the stored one and the last link always agree. If the
+hand-over fails, the claim is undone and the account goes back to the pool.
 """
 
 import secrets
@@ -12,7 +15,7 @@ import string
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -25,11 +28,11 @@ from demo_pool.errors import (
     PressPassActiveError,
     PressPassNotFoundError,
 )
-from demo_pool.models import ActivationRequest, DemoAccount, PoolConfig, PressPass
+from demo_pool.models import ActivationRequest, DemoAccount, PressPass
 from gateways.demo import get_demo_gateway
 from gateways.errors import GatewayError
 
-from .common import enqueue_task, logger
+from .common import logger, pool_config_cached, refill_nudge
 
 Status = DemoAccount.Status
 ReqStatus = ActivationRequest.Status
@@ -60,53 +63,153 @@ def new_password() -> str:
             return candidate
 
 
-def _claim_available(now) -> DemoAccount | None:
-    """Inside a transaction: take the oldest available account no one else is taking."""
-    for _ in range(5):
-        account = (
-            DemoAccount.objects.select_for_update(skip_locked=True)
-            .filter(status=Status.AVAILABLE)
-            .order_by("created_at", "pk")
-            .first()
+@dataclass(frozen=True)
+class _Claim:
+    account: DemoAccount
+    press_pass: PressPass
+    available_left: int  # counted no further than the `up_to` asked for
+
+
+# One statement, one round trip: claim the oldest available account nobody else is claiming
+# (unless the user waits in the queue: then nothing, and the queue's unique constraint answers
+# 409), open the press pass on it (a second active pass for the user fails the whole
+# statement: 409, nothing claimed), and count what stays available, no further than `up_to`
+# (the count's snapshot still holds the claimed row, hence the - 1).
+_CLAIM_AND_OPEN_SQL = """
+WITH claimed AS (
+    UPDATE {account} SET status = %(assigned)s, assigned_at = %(now)s, expires_at = %(expires_at)s
+    WHERE id = (
+        SELECT a.id FROM {account} a
+        WHERE a.status = %(available)s AND NOT (%(unless_queued)s AND EXISTS (
+            SELECT 1 FROM {request} r WHERE r.user_id = %(user_id)s AND r.status = ANY(%(open)s)
+        ))
+        ORDER BY a.created_at, a.id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, row_key, login, server, balance, leverage, currency, status, created_at,
+        available_at, assigned_at, expires_at
+), opened AS (
+    INSERT INTO {press_pass} (user_id, real_name, account_id, status, delivery_method,
+        contact_info, was_queued, activated_at, expires_at)
+    SELECT %(user_id)s, %(real_name)s, id, %(active)s, %(delivery_method)s, %(contact_info)s,
+        %(was_queued)s, %(activated_at)s, %(expires_at)s
+    FROM claimed
+    RETURNING id
+)
+SELECT claimed.*, opened.id AS press_pass_id, (
+    SELECT count(*) FROM (
+        SELECT 1 FROM {account} WHERE status = %(available)s LIMIT %(up_to)s + 1
+    ) AS counted
+) - 1 AS available_left
+FROM claimed, opened
+"""
+
+
+def _claim_and_open(
+    *, user_id, real_name, method, contact, was_queued: bool, now, expires_at, up_to: int
+) -> _Claim | None:
+    """Assign the oldest available account to a new press pass for `user_id`, atomically; None
+    when there is none to take, or (unless `was_queued`) the user waits in the queue.
+
+    `IntegrityError` when the user has an active pass already: then nothing was claimed.
+    """
+    fields = {
+        "user_id": user_id,
+        "real_name": real_name,
+        "delivery_method": method,
+        "contact_info": contact,
+        "was_queued": was_queued,
+        "activated_at": now,
+        "expires_at": expires_at,
+    }
+    if connection.vendor != "postgresql":
+        return _claim_and_open_portably(fields, unless_queued=not was_queued, up_to=up_to)
+    sql = _CLAIM_AND_OPEN_SQL.format(
+        account=DemoAccount._meta.db_table,
+        request=ActivationRequest._meta.db_table,
+        press_pass=PressPass._meta.db_table,
+    )
+    params = {
+        "assigned": Status.ASSIGNED,
+        "available": Status.AVAILABLE,
+        "active": PressPass.Status.ACTIVE,
+        "unless_queued": not was_queued,
+        "open": list(ActivationRequest.OPEN),
+        "now": now,
+        "up_to": up_to,
+        **fields,
+    }
+    statement = DemoAccount.objects.raw(sql, params)
+    if connection.in_atomic_block:
+        with transaction.atomic():  # a savepoint: a 409 must not break the caller's transaction
+            account = next(iter(statement), None)
+    else:
+        account = next(iter(statement), None)  # autocommit: the statement is its transaction
+    if account is None:
+        return None
+    row = {
+        **fields,
+        "id": account.press_pass_id,
+        "account_id": account.pk,
+        "status": PressPass.Status.ACTIVE,
+        "delivery_id": None,
+        "expired_at": None,
+    }
+    columns = [field.attname for field in PressPass._meta.concrete_fields]
+    press_pass = PressPass.from_db(connection.alias, columns, [row[name] for name in columns])
+    press_pass.account = account
+    return _Claim(account, press_pass, account.available_left)
+
+
+def _claim_and_open_portably(fields: dict, *, unless_queued: bool, up_to: int) -> _Claim | None:
+    """The same with the ORM, for SQLite (no row locks, one writer at a time): a select, then
+    a conditional UPDATE that only one claimer can win."""
+    user_id, now = fields["user_id"], fields["activated_at"]
+    with transaction.atomic():
+        waiting = ActivationRequest.objects.filter(
+            user_id=user_id, status__in=ActivationRequest.OPEN
         )
-        if account is None:
+        if unless_queued and waiting.exists():
             return None
-        # Conditional: on SQLite (no row locks) a concurrent claim makes this match nothing.
-        if DemoAccount.objects.filter(pk=account.pk, status=Status.AVAILABLE).update(
-            status=Status.ASSIGNED, assigned_at=now
-        ):
-            account.status, account.assigned_at = Status.ASSIGNED, now
-            return account
+        for _ in range(5):
+            account = (
+                DemoAccount.objects.select_for_update(skip_locked=True)
+                .filter(status=Status.AVAILABLE)
+                .order_by("created_at", "pk")
+                .first()
+            )
+            if account is None:
+                return None
+            claimed = DemoAccount.objects.filter(pk=account.pk, status=Status.AVAILABLE).update(
+                status=Status.ASSIGNED, assigned_at=now, expires_at=fields["expires_at"]
+            )
+            if claimed:
+                account.status, account.assigned_at = Status.ASSIGNED, now
+                account.expires_at = fields["expires_at"]
+                press_pass = PressPass.objects.create(account=account, **fields)
+                left = DemoAccount.objects.filter(status=Status.AVAILABLE)[:up_to].count()
+                return _Claim(account, press_pass, left)
     return None
 
 
-def _open_pass(account: DemoAccount, *, user_id, real_name, method, contact, was_queued, now):
-    """Inside the claim's transaction: the press pass; a second active one for the user: 409."""
-    config = PoolConfig.load()
-    expires_at = now + timedelta(days=config.press_pass_days)
+def _queue(*, user_id, real_name, method, contact, now) -> ActivationRequest:
+    """Inside a transaction, nothing claimed: the activation waits for an account."""
+    if PressPass.objects.filter(user_id=user_id, status=PressPass.Status.ACTIVE).exists():
+        raise PressPassActiveError()
     try:
-        with transaction.atomic():
-            press_pass = PressPass.objects.create(
-                user_id=user_id,
-                real_name=real_name,
-                account=account,
-                delivery_method=method,
-                contact_info=contact,
-                was_queued=was_queued,
-                activated_at=now,
-                expires_at=expires_at,
-            )
+        request = ActivationRequest.objects.create(
+            user_id=user_id,
+            real_name=real_name,
+            delivery_method=method,
+            contact_info=contact,
+            created_at=now,
+        )
     except IntegrityError:
-        raise PressPassActiveError() from None
-    DemoAccount.objects.filter(pk=account.pk).update(expires_at=expires_at)
-    account.expires_at = expires_at
-    return press_pass
-
-
-def _refill_if_low() -> None:
-    config = PoolConfig.load()
-    if DemoAccount.objects.filter(status=Status.AVAILABLE).count() < config.min_available:
-        enqueue_task("refill")
+        raise ActivationQueuedError() from None  # the transaction rolls back: nothing was made
+    refill_nudge()
+    logger.info("press pass for %s queued: the pool is empty", user_id)
+    return request
 
 
 @sensitive_variables()
@@ -124,7 +227,7 @@ def _payload(account: DemoAccount, press_pass: PressPass, password: str) -> dict
 
 def _unclaim(account: DemoAccount) -> None:
     """The account goes back to the pool, with its own expiry again."""
-    days = PoolConfig.load().account_expiry_days
+    days = pool_config_cached().account_expiry_days
     DemoAccount.objects.filter(pk=account.pk, status=Status.ASSIGNED).update(
         status=Status.AVAILABLE,
         assigned_at=None,
@@ -140,44 +243,71 @@ def _release(press_pass: PressPass, account: DemoAccount) -> None:
 
 
 @sensitive_variables()
-def _hand_over(press_pass: PressPass, account: DemoAccount, *, actor=None) -> DeliveryResult:
-    """Fresh password through the gateway, stored encrypted, delivered; undone on failure."""
+def _rotate_and_deliver(
+    press_pass: PressPass, account: DemoAccount, *, method: str, contact: str, resend: bool, actor
+) -> DeliveryResult:
+    """Inside a transaction holding the press pass's row lock: a fresh password stored
+    encrypted, set through the gateway, delivered (a resend supersedes the earlier links),
+    audited. A gateway failure rolls the stored password back with the rest.
+
+    Every rotation of a pass holds that lock across its gateway call, so two never
+    interleave: the server's password, the stored one and the last link come from the same
+    rotation. Locks go pass, then account, as the expiry sweep takes them.
+    """
     password = new_password()
+    account.password = password
+    account.save(update_fields=["password"])
     try:
         get_demo_gateway().change_password(account.login, password)
     except GatewayError as exc:
         logger.warning("demo account %s: password change failed: %s", account.login, exc)
-        _release(press_pass, account)
         raise DemoServerUnavailableError() from exc
+    result = (delivery_resend if resend else delivery_create)(
+        purpose=press_pass.purpose,
+        payload=_payload(account, press_pass, password),
+        method=method,
+        contact=contact,
+        actor=actor,
+    )
+    PressPass.objects.filter(pk=press_pass.pk).update(
+        delivery=result.delivery, delivery_method=method, contact_info=contact
+    )
+    press_pass.delivery = result.delivery
+    press_pass.delivery_method, press_pass.contact_info = method, contact
+    if resend:
+        action, after = "demo_pool.credentials_resent", {"method": method}
+    else:
+        action = "demo_pool.press_pass_activated"
+        after = {
+            "user_id": press_pass.user_id,
+            "login": account.login,
+            "expires_at": press_pass.expires_at,
+            "method": method,
+        }
+    audit_record(
+        action=action, obj=press_pass, actor=actor, after={**after, "delivery": result.delivery.pk}
+    )
+    return result
+
+
+def _hand_over(press_pass: PressPass, account: DemoAccount, *, actor=None) -> DeliveryResult:
+    """Fresh password through the gateway, stored encrypted, delivered; undone on failure."""
     try:
         with transaction.atomic():
-            account.password = password
-            account.save(update_fields=["password"])
-            result = delivery_create(
-                purpose=press_pass.purpose,
-                payload=_payload(account, press_pass, password),
+            # New, but a resend may come at any moment: it waits for this lock.
+            lock = PressPass.objects.select_for_update().filter(pk=press_pass.pk)
+            list(lock.order_by().values("pk"))
+            return _rotate_and_deliver(
+                press_pass,
+                account,
                 method=press_pass.delivery_method,
                 contact=press_pass.contact_info,
+                resend=False,
                 actor=actor,
-            )
-            press_pass.delivery = result.delivery
-            press_pass.save(update_fields=["delivery"])
-            audit_record(
-                action="demo_pool.press_pass_activated",
-                obj=press_pass,
-                actor=actor,
-                after={
-                    "user_id": press_pass.user_id,
-                    "login": account.login,
-                    "expires_at": press_pass.expires_at,
-                    "delivery": result.delivery.pk,
-                    "method": press_pass.delivery_method,
-                },
             )
     except Exception:
         _release(press_pass, account)
         raise
-    return result
 
 
 def press_pass_activate(
@@ -189,81 +319,74 @@ def press_pass_activate(
     actor=None,
 ) -> ActivationResult:
     """Hand one pool account to `user_id` at once, or queue the activation when none is left."""
-    if PressPass.objects.filter(user_id=user_id, status=PressPass.Status.ACTIVE).exists():
-        raise PressPassActiveError()
-    if ActivationRequest.objects.filter(
-        user_id=user_id, status__in=ActivationRequest.OPEN
-    ).exists():
-        raise ActivationQueuedError()
+    config = pool_config_cached()
     now = timezone.now()
-    with transaction.atomic():
-        account = _claim_available(now)
-        if account is None:
-            try:
-                with transaction.atomic():
-                    request = ActivationRequest.objects.create(
-                        user_id=user_id,
-                        real_name=real_name,
-                        delivery_method=delivery_method,
-                        contact_info=contact_info,
-                        created_at=now,
-                    )
-            except IntegrityError:
-                raise ActivationQueuedError() from None
-            enqueue_task("refill")
-            logger.info("press pass for %s queued: the pool is empty", user_id)
-            return ActivationResult(request=request)
-        press_pass = _open_pass(
-            account,
+    try:
+        claim = _claim_and_open(
             user_id=user_id,
             real_name=real_name,
             method=delivery_method,
             contact=contact_info,
             was_queued=False,
             now=now,
+            expires_at=now + timedelta(days=config.press_pass_days),
+            up_to=config.target_buffer,
         )
-        _refill_if_low()
-    result = _hand_over(press_pass, account, actor=actor)
-    return ActivationResult(press_pass=press_pass, delivery=result)
+    except IntegrityError:
+        raise PressPassActiveError() from None
+    if claim is None:
+        with transaction.atomic():
+            request = _queue(
+                user_id=user_id,
+                real_name=real_name,
+                method=delivery_method,
+                contact=contact_info,
+                now=now,
+            )
+        return ActivationResult(request=request)
+    if claim.available_left < config.target_buffer:
+        refill_nudge()  # under the target: the refill starts now, not in a minute
+    result = _hand_over(claim.press_pass, claim.account, actor=actor)
+    return ActivationResult(press_pass=claim.press_pass, delivery=result)
 
 
 def _claim_request_and_account(now):
-    with transaction.atomic():
-        request = (
-            ActivationRequest.objects.select_for_update(skip_locked=True)
-            .filter(status=ReqStatus.QUEUED)
-            .order_by("created_at", "pk")
-            .first()
-        )
-        if request is None:
-            return None, None, None
-        account = _claim_available(now)
-        if account is None:
-            return None, None, None
-        ActivationRequest.objects.filter(pk=request.pk).update(status=ReqStatus.PROVISIONING)
-        try:
-            press_pass = _open_pass(
-                account,
+    """The oldest waiting request and an account for it, with its pass (one transaction);
+    (request, None, None) when the request turned out moot; (None, None, None): nothing to do."""
+    config = pool_config_cached()
+    request = None
+    try:
+        with transaction.atomic():
+            request = (
+                ActivationRequest.objects.select_for_update(skip_locked=True)
+                .filter(status=ReqStatus.QUEUED)
+                .order_by("created_at", "pk")
+                .first()
+            )
+            if request is None:
+                return None, None, None
+            claim = _claim_and_open(
                 user_id=request.user_id,
                 real_name=request.real_name,
                 method=request.delivery_method,
                 contact=request.contact_info,
                 was_queued=True,
                 now=now,
+                expires_at=now + timedelta(days=config.press_pass_days),
+                up_to=0,
             )
-        except PressPassActiveError:
-            press_pass = None
-    if press_pass is None:
-        # The user got a pass another way meanwhile: this request is moot, the account returns.
-        with transaction.atomic():
-            _unclaim(account)
-            ActivationRequest.objects.filter(pk=request.pk).update(
-                status=ReqStatus.FAILED,
-                reason="The user already had an active press pass.",
-                completed_at=now,
-            )
+            if claim is None:
+                return None, None, None
+            ActivationRequest.objects.filter(pk=request.pk).update(status=ReqStatus.PROVISIONING)
+    except IntegrityError:
+        # The user got a pass another way meanwhile: all of it rolled back, the request is moot.
+        ActivationRequest.objects.filter(pk=request.pk, status=ReqStatus.QUEUED).update(
+            status=ReqStatus.FAILED,
+            reason="The user already had an active press pass.",
+            completed_at=now,
+        )
         return request, None, None
-    return request, account, press_pass
+    return request, claim.account, claim.press_pass
 
 
 def activation_requests_fulfil(*, limit: int = 500) -> int:
@@ -293,42 +416,28 @@ def activation_requests_fulfil(*, limit: int = 500) -> int:
     return assigned
 
 
-@sensitive_variables()
 def press_pass_resend(
     *, user_id: str, delivery_method: str, contact_info: str = "", actor=None
 ) -> DeliveryResult:
-    """Rotate the active pass's password again and deliver it anew; earlier links stop working."""
-    press_pass = (
-        PressPass.objects.select_related("account")
-        .filter(user_id=user_id, status=PressPass.Status.ACTIVE)
-        .first()
-    )
-    if press_pass is None:
-        raise PressPassNotFoundError()
-    account = press_pass.account
-    password = new_password()
-    try:
-        get_demo_gateway().change_password(account.login, password)
-    except GatewayError as exc:
-        raise DemoServerUnavailableError() from exc
+    """Rotate the active pass's password again and deliver it anew; earlier links stop working.
+
+    Resends of one pass wait for each other (its row lock), so the last link delivered always
+    holds the password the server and the database have.
+    """
     with transaction.atomic():
-        account.password = password
-        account.save(update_fields=["password"])
-        result = delivery_resend(
-            purpose=press_pass.purpose,
-            payload=_payload(account, press_pass, password),
+        press_pass = (
+            PressPass.objects.select_for_update(of=("self",))
+            .select_related("account")
+            .filter(user_id=user_id, status=PressPass.Status.ACTIVE)
+            .first()
+        )
+        if press_pass is None:
+            raise PressPassNotFoundError()
+        return _rotate_and_deliver(
+            press_pass,
+            press_pass.account,
             method=delivery_method,
             contact=contact_info,
+            resend=True,
             actor=actor,
         )
-        press_pass.delivery = result.delivery
-        press_pass.delivery_method = delivery_method
-        press_pass.contact_info = contact_info
-        press_pass.save(update_fields=["delivery", "delivery_method", "contact_info"])
-        audit_record(
-            action="demo_pool.credentials_resent",
-            obj=press_pass,
-            actor=actor,
-            after={"delivery": result.delivery.pk, "method": delivery_method},
-        )
-    return result

@@ -2,14 +2,16 @@
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count
 
 from accounts.locks import AdvisoryLock
-from demo_pool.models import DemoAccount
+from demo_pool.models import DemoAccount, PoolConfig
 
 logger = logging.getLogger("demo_pool")
 
@@ -17,6 +19,28 @@ REFILL_RUN_KEY = 0  # (DEMO_POOL_REFILL, 0): one refill run at a time, held acro
 ENQUEUE_KEY = 1  # (DEMO_POOL_REFILL, 1): counting and queueing accounts, in one transaction
 _CACHE_LOCK = "demo_pool:refill-lock"
 _CACHE_LOCK_SECONDS = 600
+
+
+_config: tuple[float, PoolConfig] | None = None
+
+
+def pool_config_cached() -> PoolConfig:
+    """The configuration row for the activation path: read at most once per
+    DEMO_POOL_CONFIG_CACHE_SECONDS per process, so staff's edits reach every process within
+    that; a save in this process is seen at once (`pool_config_forget`). Read-only."""
+    global _config
+    cached, now = _config, time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    config = PoolConfig.load()
+    _config = (now + settings.DEMO_POOL_CONFIG_CACHE_SECONDS, config)
+    return config
+
+
+def pool_config_forget(**_signal) -> None:
+    """Drop this process's cached configuration (on every save of the row)."""
+    global _config
+    _config = None
 
 
 @contextlib.contextmanager
@@ -59,6 +83,27 @@ def status_counts() -> dict[str, int]:
     for row in rows:
         counts[row["status"]] = row["n"]
     return counts
+
+
+_nudged_at = float("-inf")
+
+
+def refill_nudge() -> None:
+    """Queue a refill run once the current transaction commits, at most once per
+    DEMO_POOL_REFILL_NUDGE_SECONDS in this process: under a steady load every assignment
+    leaves the pool under its target, and one run tops up for all of them."""
+    global _nudged_at
+    now = time.monotonic()
+    if now - _nudged_at < settings.DEMO_POOL_REFILL_NUDGE_SECONDS:
+        return
+    _nudged_at = now
+    enqueue_task("refill")
+
+
+def refill_nudge_forget() -> None:
+    """Let the next nudge through (tests)."""
+    global _nudged_at
+    _nudged_at = float("-inf")
 
 
 def enqueue_task(name: str, **kwargs) -> None:

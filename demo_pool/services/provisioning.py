@@ -1,18 +1,27 @@
 """Provisioning: the queue of accounts to create, worked through the demo gateway, and the
-refill that keeps the pool between its minimum and its target.
+refill that keeps the pool (available + provisioning accounts) at its target.
 
 Each account to create is a `ProvisioningRequest` whose `idempotency_id` goes to the server:
-a retry after a timeout gets the account the first call made, never a second one.
+a retry after a timeout gets the account the first call made, never a second one. The queue
+is worked by a few threads at once (`DEMO_POOL_PROVISION_THREADS`, each with its own
+database connection): the calls are waits on the demo server, so a batch takes about as long
+as its slowest account instead of the sum of them.
 """
 
+import contextlib
 import random
+import threading
+import time
 import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.locks import AdvisoryLock, advisory_xact_lock
@@ -21,19 +30,25 @@ from demo_pool.models import ActivationRequest, DemoAccount, PoolConfig, Provisi
 from gateways.demo import get_demo_gateway
 from gateways.errors import PermanentGatewayError, TransientGatewayError
 
-from .common import ENQUEUE_KEY, enqueue_task, logger, refill_lock, status_counts
+from .common import ENQUEUE_KEY, enqueue_task, logger, refill_lock
 
 Status = DemoAccount.Status
 ReqStatus = ProvisioningRequest.Status
 BACKOFF_MAX_SECONDS = 600
+PROCESS_LIMIT = 100  # due requests one pass over the queue takes on
 
 
 @dataclass(frozen=True)
 class RefillResult:
-    """What one refill run did; `ran` is False when another run held the lock."""
+    """What one refill run did; `ran` is False when another run held the lock.
+
+    `below_target`: the run stopped for time while still making progress under the target,
+    so a follow-up run should start at once.
+    """
 
     ran: bool
     queued: int = 0
+    batches: int = 0
     provisioned: int = 0
     retrying: int = 0
     failed: int = 0
@@ -42,30 +57,38 @@ class RefillResult:
 
 
 def provisioning_enqueue(*, count: int, source: str = "refill", actor=None) -> int:
-    """Queue up to `count` accounts to create, never past the pool's max; how many queued."""
+    """Queue up to `count` accounts to create, never past the pool's max; how many queued.
+
+    The max caps the pool (provisioning + available accounts); assigned ones do not count.
+    """
     if count <= 0:
         return 0
     config = PoolConfig.load()
     with transaction.atomic():
         advisory_xact_lock(AdvisoryLock.DEMO_POOL_REFILL, ENQUEUE_KEY)
-        live = DemoAccount.objects.filter(status__in=DemoAccount.LIVE).count()
-        count = max(0, min(count, config.max_pool_size - live))
+        pool = DemoAccount.objects.filter(status__in=DemoAccount.POOL).count()
+        count = max(0, min(count, config.max_pool_size - pool))
         now = timezone.now()
-        for _ in range(count):
-            account = DemoAccount.objects.create(
+        accounts = DemoAccount.objects.bulk_create(
+            DemoAccount(
                 status=Status.PROVISIONING,
                 balance=config.initial_balance,
                 leverage=config.leverage,
                 currency=config.currency,
                 created_at=now,
             )
-            ProvisioningRequest.objects.create(
+            for _ in range(count)
+        )
+        ProvisioningRequest.objects.bulk_create(
+            ProvisioningRequest(
                 account=account,
                 idempotency_id=uuid.uuid4().hex,
                 source=source,
                 created_at=now,
                 next_attempt_at=now,
             )
+            for account in accounts
+        )
         if count and source != "refill":
             audit_record(
                 action="demo_pool.replenished",
@@ -86,64 +109,96 @@ def pool_replenish(*, count: int, actor=None) -> int:
     return queued
 
 
-def _claim_next(now) -> ProvisioningRequest | None:
-    due = Q(status=ReqStatus.PENDING, next_attempt_at__lte=now) | Q(
+def _due(now) -> Q:
+    return Q(status=ReqStatus.PENDING, next_attempt_at__lte=now) | Q(
         status=ReqStatus.IN_PROGRESS,
         claimed_until__lte=now,  # a worker died holding it
     )
-    lease = timedelta(seconds=settings.DEMO_POOL_PROVISION_LEASE_SECONDS)
+
+
+def _claim_due(now, count: int) -> list[ProvisioningRequest]:
+    """Claim up to `count` due requests (with their accounts), oldest first, in one short
+    transaction; each gets a lease and one more attempt."""
+    lease_until = now + timedelta(seconds=settings.DEMO_POOL_PROVISION_LEASE_SECONDS)
     with transaction.atomic():
-        request = (
-            ProvisioningRequest.objects.select_for_update(skip_locked=True)
-            .filter(due)
-            .order_by("next_attempt_at", "pk")
-            .first()
+        requests = list(
+            ProvisioningRequest.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("account")
+            .filter(_due(now))
+            .order_by("next_attempt_at", "pk")[:count]
         )
-        if request is None:
-            return None
-        claimed = ProvisioningRequest.objects.filter(
-            pk=request.pk, status=request.status, attempts=request.attempts
-        ).update(
-            status=ReqStatus.IN_PROGRESS, claimed_until=now + lease, attempts=request.attempts + 1
+        if not requests:
+            return []
+        # Ours until the commit: locked rows (PostgreSQL), or one writer at a time (SQLite).
+        ProvisioningRequest.objects.filter(pk__in=[request.pk for request in requests]).update(
+            status=ReqStatus.IN_PROGRESS, claimed_until=lease_until, attempts=F("attempts") + 1
         )
-        if not claimed:
-            return _claim_next(now)
-    request.refresh_from_db()
-    return request
+    for request in requests:
+        request.status, request.claimed_until = ReqStatus.IN_PROGRESS, lease_until
+        request.attempts += 1
+    return requests
 
 
-def provisioning_process(*, limit: int = 100) -> dict[str, int]:
-    """Create the due accounts of the queue through the gateway, one by one; the counts.
-
-    A transient error retries later with backoff (up to DEMO_POOL_PROVISION_MAX_ATTEMPTS); a
-    permanent one (limit reached, bad parameters) fails the account with the reason.
+@contextlib.contextmanager
+def _provisioners(threads: int) -> Iterator[Callable[[PoolConfig, int], Counter]]:
+    """`work(config, limit)`: create up to `limit` due accounts, claiming up to `threads` at a
+    time and creating them at once, one per thread. The threads start as work needs them and
+    keep their database connections until the block ends: one each, not one per batch.
     """
-    counts = {"provisioned": 0, "retrying": 0, "failed": 0, "fulfilled": 0}
-    config = PoolConfig.load()
-    gateway = get_demo_gateway()
-    for _ in range(limit):
-        request = _claim_next(timezone.now())
-        if request is None:
-            break
-        account = request.account
+    if threads <= 1 or connection.vendor != "postgresql" or connection.in_atomic_block:
+        # In this connection, one at a time: SQLite serializes its writers anyway, and rows
+        # queued in a transaction still open here are invisible to other connections.
+        yield lambda config, limit: _work(config, limit, at_once=1, pool=None)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="demo-provision") as pool:
+        used = False
+
+        def work(config: PoolConfig, limit: int) -> Counter:
+            nonlocal used
+            used = True
+            return _work(config, limit, at_once=threads, pool=pool)
+
         try:
-            answer = gateway.create_demo_account(
-                idempotency_id=request.idempotency_id,
-                name=f"Brokerdesk demo {account.row_key.hex[:12]}",
-                balance=account.balance,
-                leverage=account.leverage,
-                currency=account.currency,
-                group=config.group,
-            )
-        except TransientGatewayError as exc:
-            counts[_retry_or_fail(request, exc)] += 1
-            continue
-        except PermanentGatewayError as exc:
-            _fail(request, exc.code or "permanent", str(exc))
-            counts["failed"] += 1
-            continue
-        _succeed(request, answer, config)
-        counts["provisioned"] += 1
+            yield work
+        finally:
+            if used:
+                # One task per thread (each waits for the others), each closing its connection.
+                together = threading.Barrier(threads)
+
+                def close() -> None:
+                    try:
+                        together.wait(timeout=60)
+                    finally:
+                        connection.close()
+
+                for future in [pool.submit(close) for _ in range(threads)]:
+                    future.exception()
+
+
+def _work(config: PoolConfig, limit: int, *, at_once: int, pool) -> Counter:
+    """Claim due requests `at_once` at a time and create their accounts (in `pool`'s threads,
+    or here), until none is due or `limit` are done."""
+    counts: Counter = Counter()
+    gateway = get_demo_gateway()
+    done = 0
+    while done < limit:
+        requests = _claim_due(timezone.now(), min(at_once, limit - done))
+        if not requests:
+            break
+        done += len(requests)
+        if pool is None or len(requests) == 1:
+            outcomes = [_provision(request, gateway, config) for request in requests]
+        else:
+            outcomes = list(pool.map(lambda r: _provision(r, gateway, config), requests))
+        counts.update(outcomes)
+    return counts
+
+
+def _process(work, config: PoolConfig, limit: int) -> dict[str, int]:
+    """Work the due requests, then serve waiting activations; the counts."""
+    done = work(config, limit)
+    counts = {key: done[key] for key in ("provisioned", "retrying", "failed")}
+    counts["fulfilled"] = 0
     if counts["provisioned"]:
         from .assignment import activation_requests_fulfil
 
@@ -151,10 +206,43 @@ def provisioning_process(*, limit: int = 100) -> dict[str, int]:
     return counts
 
 
+def provisioning_process(*, limit: int = 100, threads: int | None = None) -> dict[str, int]:
+    """Create up to `limit` due accounts of the queue through the gateway, `threads` at a
+    time (default `DEMO_POOL_PROVISION_THREADS`); then serve waiting activations. The counts.
+
+    A transient error retries later with backoff (up to DEMO_POOL_PROVISION_MAX_ATTEMPTS); a
+    permanent one (limit reached, bad parameters) fails the account with the reason.
+    """
+    threads = max(1, min(limit, threads or settings.DEMO_POOL_PROVISION_THREADS))
+    with _provisioners(threads) as work:
+        return _process(work, PoolConfig.load(), limit)
+
+
+def _provision(request: ProvisioningRequest, gateway, config: PoolConfig) -> str:
+    """Create one claimed request's account through the gateway: its outcome."""
+    account = request.account
+    try:
+        answer = gateway.create_demo_account(
+            idempotency_id=request.idempotency_id,
+            name=f"Brokerdesk demo {account.row_key.hex[:12]}",
+            balance=account.balance,
+            leverage=account.leverage,
+            currency=account.currency,
+            group=config.group,
+        )
+    except TransientGatewayError as exc:
+        return _retry_or_fail(request, exc)
+    except PermanentGatewayError as exc:
+        _fail(request, exc.code or "permanent", str(exc))
+        return "failed"
+    _succeed(request, answer, config)
+    return "provisioned"
+
+
 def _succeed(request: ProvisioningRequest, answer, config: PoolConfig) -> None:
     now = timezone.now()
+    account = request.account  # still provisioning: only the request's holder writes it
     with transaction.atomic():
-        account = DemoAccount.objects.select_for_update().get(pk=request.account_id)
         account.login = answer.login
         account.server = answer.server or config.server_name
         account.password = answer.password
@@ -214,36 +302,52 @@ def _fail(request: ProvisioningRequest, code: str, message: str) -> None:
     logger.error("demo provisioning %s failed: %s %s", request.pk, code, message)
 
 
-def pool_refill(*, topping_up: bool = False) -> RefillResult:
-    """One refill run (one at a time): queue at most one batch, then work the queue.
+def pool_refill() -> RefillResult:
+    """One refill run (one at a time): while the pool is under its target, queue a batch and
+    provision it concurrently, batch after batch; waiting activations get the new accounts.
 
-    It starts when available + in-flight accounts fall under the minimum, or requests wait
-    (or `topping_up`, a follow-up run), and aims at the target plus the waiting requests,
-    never past the max.
+    It aims at the target plus the waiting activations, counting accounts already being
+    provisioned, never past the max. It stops at the target, when a batch provisions nothing
+    (the server refuses or is down: beat tries again), or after DEMO_POOL_REFILL_RUN_SECONDS;
+    stopped for time while still under the target, it asks for a follow-up (`below_target`).
     """
     with refill_lock() as got:
         if not got:
             return RefillResult(ran=False)
         config = PoolConfig.load()
-        counts = status_counts()
-        waiting = ActivationRequest.objects.filter(status=ActivationRequest.Status.QUEUED).count()
-        ready = counts[Status.AVAILABLE] + counts[Status.PROVISIONING]
-        queued = 0
-        if topping_up or waiting or ready < config.min_available:
-            want = config.target_buffer + waiting - ready
-            queued = provisioning_enqueue(count=min(want, config.provision_batch_size))
-        done = provisioning_process()
-        counts = status_counts()
-        live = sum(counts[s] for s in DemoAccount.LIVE)
-        ready = counts[Status.AVAILABLE] + counts[Status.PROVISIONING]
-        waiting = ActivationRequest.objects.filter(status=ActivationRequest.Status.QUEUED).count()
-        below = ready < config.target_buffer + waiting and live < config.max_pool_size
+        threads = min(config.provision_batch_size, settings.DEMO_POOL_PROVISION_THREADS)
+        deadline = time.monotonic() + settings.DEMO_POOL_REFILL_RUN_SECONDS
+        totals: Counter = Counter()
+        batches = 0
+        out_of_time = False
+        with _provisioners(threads) as work:
+            while True:
+                shortfall = _shortfall(config)
+                queued = provisioning_enqueue(count=min(shortfall, config.provision_batch_size))
+                # Also retries that came due and accounts staff asked for.
+                done = _process(work, config, PROCESS_LIMIT)
+                batches += bool(queued)
+                totals.update(queued=queued, **done)
+                if not done["provisioned"]:
+                    break
+                if time.monotonic() >= deadline:
+                    out_of_time = True
+                    break
+        below = out_of_time and _shortfall(config) > 0
     return RefillResult(
         ran=True,
-        queued=queued,
-        provisioned=done["provisioned"],
-        retrying=done["retrying"],
-        failed=done["failed"],
-        fulfilled=done["fulfilled"],
-        below_target=below and queued > 0,
+        queued=totals["queued"],
+        batches=batches,
+        provisioned=totals["provisioned"],
+        retrying=totals["retrying"],
+        failed=totals["failed"],
+        fulfilled=totals["fulfilled"],
+        below_target=below,
     )
+
+
+def _shortfall(config: PoolConfig) -> int:
+    """How many accounts the pool lacks: target + waiting activations - (available + in flight)."""
+    waiting = ActivationRequest.objects.filter(status=ActivationRequest.Status.QUEUED).count()
+    pool = DemoAccount.objects.filter(status__in=DemoAccount.POOL).count()
+    return config.target_buffer + waiting - pool

@@ -13,6 +13,7 @@ import base64
 
 import pytest
 
+from demo_pool.services.common import pool_config_forget, refill_nudge_forget
 from gateways.demo.simulated import SimulatedDemoGateway
 from gateways.errors import TransientGatewayError
 from gateways.loading import reset_gateways
@@ -78,8 +79,11 @@ def _demo_settings(settings):
     FaultyDemoGateway.calls = {}
     FaultyDemoGateway.hold = None
     reset_gateways()
+    pool_config_forget()
+    refill_nudge_forget()
     yield
     reset_gateways()
+    pool_config_forget()
 
 
 @pytest.fixture

@@ -50,6 +50,15 @@ def test_the_configuration_changelist_opens_the_one_row(staff_client, pool_confi
     assert response.status_code == 302 and response.url.endswith("/poolconfig/1/change/")
 
 
+def test_the_configuration_page_says_assigned_accounts_do_not_count_against_the_max(
+    staff_client, pool_config
+):
+    pool_config()
+    page = staff_client(Role.SUPER_ADMIN).get("/admin/demo_pool/poolconfig/1/change/")
+    assert page.status_code == 200
+    assert b"Assigned accounts belong to their press passes and do not count." in page.content
+
+
 def test_admin_pages_never_show_a_password(staff_client, pool_config, fill):
     pool_config(min_available=0)
     fill(1)

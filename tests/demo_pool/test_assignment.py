@@ -1,3 +1,5 @@
+from unittest import mock
+
 import pytest
 
 from accounts.errors import ConflictError
@@ -136,3 +138,58 @@ def test_queued_requests_are_served_oldest_first(pool_config, fill):
 
     statuses = dict(ActivationRequest.objects.values_list("user_id", "status"))
     assert statuses == {"a": "assigned", "b": "queued"}
+
+
+def test_an_activation_that_leaves_the_pool_under_its_target_starts_a_refill_at_once(
+    pool_config, fill, django_capture_on_commit_callbacks
+):
+    from demo_pool import tasks
+
+    pool_config(min_available=2, target_buffer=3)
+    fill(4)
+    with mock.patch.object(tasks.refill, "apply_async") as refill:
+        with django_capture_on_commit_callbacks(execute=True):
+            activate(user_id="a")  # 3 left: at the target
+        assert refill.call_count == 0
+        with django_capture_on_commit_callbacks(execute=True):
+            activate(user_id="b")  # 2 left: under the target, still at the minimum
+        assert refill.call_count == 1
+
+
+def test_assignments_in_a_row_queue_one_refill_per_nudge_interval(
+    pool_config, fill, settings, django_capture_on_commit_callbacks
+):
+    from demo_pool import tasks
+
+    settings.DEMO_POOL_REFILL_NUDGE_SECONDS = 3600  # one run tops up for all of them
+    pool_config(min_available=0, target_buffer=10)
+    fill(5)
+    with mock.patch.object(tasks.refill, "apply_async") as refill:
+        with django_capture_on_commit_callbacks(execute=True):
+            for n in range(4):
+                activate(user_id=f"u{n}")
+        assert refill.call_count == 1
+
+
+def test_a_user_waiting_in_the_queue_is_refused_even_once_accounts_are_back(pool_config, fill):
+    pool_config(min_available=0, target_buffer=0)
+    fill(1)  # (provisioning serves waiting users first: this one starts waiting after it)
+    ActivationRequest.objects.create(user_id="late", real_name="Jane Doe", delivery_method="api")
+
+    with pytest.raises(ConflictError) as refused:
+        activate(user_id="late")
+
+    assert refused.value.code == "activation_queued"
+    assert DemoAccount.objects.filter(status="available").count() == 1
+
+
+def test_a_user_with_an_active_pass_is_refused_when_the_pool_is_empty_too(pool_config, fill):
+    pool_config(min_available=0, target_buffer=0)
+    fill(1)
+    activate(user_id="u1")
+
+    with pytest.raises(ConflictError) as refused:
+        activate(user_id="u1")
+
+    assert refused.value.code == "press_pass_active"
+    assert not ActivationRequest.objects.exists()

@@ -1,23 +1,34 @@
-"""100 activations at once against a pool of 60 (PostgreSQL: real row locks, real threads)."""
+"""Activations and resends at once (PostgreSQL: real row locks, real threads, each thread
+with its own connection)."""
 
 import threading
+import time
+from unittest import mock
 
 import pytest
+from django.contrib.auth.hashers import check_password
 from django.db import connection
 
 from delivery.models import Delivery
 from demo_pool.models import ActivationRequest, DemoAccount, PressPass
-from demo_pool.services import pool_refill, press_pass_activate
+from demo_pool.services import pool_refill, press_pass_activate, press_pass_resend
+from gateways.models import SimulatedDemoAccount
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 CALLERS = 100
 POOL = 60
-# PostgreSQL's default max_connections is 100 and other sessions (the test's own, other test
-# databases) hold some: 100 threads run at once, at most this many hold a connection.
+# PostgreSQL here has max_connections = 100, and the test's own session and other test
+# databases hold some of them: 100 threads are released at once, at most this many of them
+# are inside the database (holding a connection) at the same time.
 CONNECTIONS = 60
 
 
-def test_100_activations_against_a_pool_of_60_never_hand_out_an_account_twice(pool_config, fill):
+def test_100_callers_at_once_up_to_60_claiming_together_never_get_one_account_twice(
+    pool_config, fill
+):
+    """100 callers released together against a pool of 60, of which up to 60 claim in the
+    database at the same moment (the connection limit, not 100): 60 distinct accounts handed
+    out, the other 40 queued (202) and served by the refill, one delivery per user."""
     pool_config(min_available=0, target_buffer=0, provision_batch_size=50, max_pool_size=100)
     fill(POOL)
     start = threading.Barrier(CALLERS)
@@ -59,7 +70,7 @@ def test_100_activations_against_a_pool_of_60_never_hand_out_an_account_twice(po
     for _ in range(10):
         if not ActivationRequest.objects.filter(status="queued").exists():
             break
-        pool_refill(topping_up=True)
+        pool_refill()
 
     assert ActivationRequest.objects.filter(status="assigned").count() == CALLERS - POOL
     passes = PressPass.objects.filter(status="active")
@@ -68,3 +79,113 @@ def test_100_activations_against_a_pool_of_60_never_hand_out_an_account_twice(po
     assert passes.values("user_id").distinct().count() == CALLERS
     for press_pass in passes:
         assert Delivery.objects.filter(purpose=press_pass.purpose).count() == 1
+
+
+def _someone_waits_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def _race(first, second) -> tuple[list, list]:
+    """Run `first` until it has set its password on the demo server, then `second`, then let
+    `first` commit; each in its own thread and connection. The passwords the server got, in
+    order, and the errors raised."""
+    from gateways.demo import get_demo_gateway
+
+    gateway = get_demo_gateway()
+    change = gateway.change_password
+    changed, entered, release, errors = [], threading.Event(), threading.Event(), []
+
+    def on_the_server(login, password):
+        # The demo server is another machine: its write commits on its own, whatever our
+        # transaction does (the simulator would otherwise join the caller's transaction).
+        try:
+            change(login, password)
+        finally:
+            connection.close()
+
+    def change_and_hold_the_first(login, password):
+        server = threading.Thread(target=on_the_server, args=(login, password))
+        server.start()
+        server.join(timeout=30)
+        changed.append(password)
+        if len(changed) == 1:
+            entered.set()  # the server has the first password; its caller has not committed
+            release.wait(timeout=30)
+
+    def run(work):
+        try:
+            work()
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    with mock.patch.object(gateway, "change_password", change_and_hold_the_first):
+        one = threading.Thread(target=run, args=(first,))
+        one.start()
+        assert entered.wait(timeout=30)
+        two = threading.Thread(target=run, args=(second,))
+        two.start()
+        # Until the second is done, or waits on a lock held by the first.
+        deadline = time.monotonic() + 30
+        while two.is_alive() and not _someone_waits_on_a_lock():
+            assert time.monotonic() < deadline, "the second neither ran nor waited"
+            two.join(timeout=0.01)
+        release.set()
+        one.join(timeout=30)
+        two.join(timeout=30)
+    return changed, errors
+
+
+def _assert_all_agree(press_pass, results, reveal):
+    """The server's password = the stored one = the one in the only live link."""
+    account = DemoAccount.objects.get(pk=press_pass.account_id)
+    server = SimulatedDemoAccount.objects.get(pk=account.login - SimulatedDemoAccount.LOGIN_OFFSET)
+    assert check_password(account.password, server.password_hash)
+    live = Delivery.objects.filter(purpose=press_pass.purpose, status__in=["pending", "sent"])
+    assert live.count() == 1
+    last = next(r for r in results if r.delivery.pk == live.get().pk)
+    assert reveal(last.link)["password"] == account.password
+
+
+def test_two_resends_at_once_leave_the_server_the_database_and_the_last_link_agreeing(
+    pool_config, fill, reveal
+):
+    pool_config(min_available=0, target_buffer=0)
+    fill(1)
+    press_pass = press_pass_activate(
+        user_id="u1", real_name="Jane Doe", delivery_method="api"
+    ).press_pass
+    results = []
+
+    def resend():
+        results.append(press_pass_resend(user_id="u1", delivery_method="api"))
+
+    changed, errors = _race(resend, resend)
+
+    assert errors == [] and len(changed) == 2 and len(results) == 2
+    _assert_all_agree(press_pass, results, reveal)
+
+
+def test_a_resend_during_the_activation_s_hand_over_waits_for_it(pool_config, fill, reveal):
+    pool_config(min_available=0, target_buffer=0)
+    fill(1)
+    results, passes = [], []
+
+    def activate():
+        result = press_pass_activate(user_id="u1", real_name="Jane Doe", delivery_method="api")
+        passes.append(result.press_pass)
+        results.append(result.delivery)
+
+    def resend():
+        results.append(press_pass_resend(user_id="u1", delivery_method="api"))
+
+    changed, errors = _race(activate, resend)
+
+    assert errors == [] and len(changed) == 2 and len(results) == 2
+    _assert_all_agree(passes[0], results, reveal)
