@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test lint format bench install install-dev doctor clean
+.PHONY: run test test-browser lint format bench install install-dev doctor clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ run: install
 ## test: set up and run the tests (PostgreSQL and Redis when DATABASE_URL and REDIS_URL are set)
 test: install-dev
 	$(BIN)/pytest --create-db $(PYTEST_ARGS)
+
+## test-browser: only the browser tests (headless Chromium: Debian's chromium and chromium-driver)
+test-browser: install-dev
+	BROWSER_TESTS=1 $(BIN)/pytest --create-db -m browser tests/browser $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -303,6 +303,8 @@ class Trade(models.Model):
         ]
         indexes = [
             models.Index(fields=["user", "created_at"], name="trade_user_day"),
+            # Trades per day across everyone: the dashboard's chart and the per-minute gauge.
+            models.Index(fields=["created_at"], name="trade_created"),
             models.Index(
                 fields=["result", "expires_at"],
                 condition=Q(result__in=["pending", "open"]),
