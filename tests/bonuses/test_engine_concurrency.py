@@ -4,7 +4,6 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from accounts.errors import ConflictError
 from bonuses.models import Bonus, Conversion, CreditIntent
@@ -15,6 +14,7 @@ from bonuses.services import (
     trigger_deposit,
 )
 from gateways.mt5 import get_mt5_gateway
+from tests.concurrency import run_at_once as at_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 THREADS = 10
@@ -26,24 +26,7 @@ def server(login):
 
 def run_at_once(work) -> tuple[list, list]:
     """Run `work()` in THREADS threads released together; return (results, errors)."""
-    start = threading.Barrier(THREADS)
-    results, errors = [], []
-
-    def one():
-        try:
-            start.wait(timeout=10)
-            results.append(work())
-        except Exception as exc:  # reported by the test, in the main thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=one) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results, errors
+    return at_once(lambda _: work(), threads=THREADS)
 
 
 def test_the_same_trade_deal_from_10_threads_converts_once(account, campaign_factory):

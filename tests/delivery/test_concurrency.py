@@ -1,13 +1,11 @@
 """Fifty reveals of one link at once (PostgreSQL: real threads, each on its own connection)."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from delivery.errors import LinkUsedError
 from delivery.models import Delivery, DeliveryAttempt
 from delivery.services import delivery_reveal
+from tests.concurrency import run_at_once as at_once
 
 from .conftest import PAYLOAD, token_of
 
@@ -17,24 +15,7 @@ THREADS = 50
 
 def run_at_once(work) -> tuple[list, list]:
     """Run `work(n)` in THREADS threads released together; return (results, errors)."""
-    start = threading.Barrier(THREADS)
-    results, errors = [], []
-
-    def one(n):
-        try:
-            start.wait(timeout=20)
-            results.append(work(n))
-        except Exception as exc:  # reported by the test, in the main thread
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=one, args=(n,)) for n in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results, errors
+    return at_once(work, threads=THREADS)
 
 
 def test_fifty_concurrent_reveals_of_one_link_give_the_payload_exactly_once(create):
