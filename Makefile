@@ -52,6 +52,7 @@ bench: install-dev
 	for n in $(BENCH_MONITOR_ACCOUNTS); do $(BIN)/python manage.py bench_monitor --accounts $$n || exit 1; done
 	$(BIN)/python manage.py bench_pool --concurrency 100 --requests 1000
 	$(BIN)/python manage.py bench_license
+	$(BIN)/python manage.py bench_signals --sessions 10000
 
 doctor: install
 	$(BIN)/python manage.py doctor
