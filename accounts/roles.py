@@ -45,7 +45,7 @@ API_AREAS: dict[str, frozenset[str]] = {
     "demo.activate": frozenset({_SA, INTEGRATION}),
     "demo.resend": frozenset({_SA, Role.SUPPORT_AGENT, INTEGRATION}),
     "demo.health": frozenset({_SA, Role.SUPPORT_AGENT, INTEGRATION}),
-    "delivery.read": frozenset({_SA, Role.SUPPORT_AGENT}),
+    "delivery.read": _ALL_STAFF,  # API.md: `GET delivery/{id}/` answers staff, never the secret
     "licensing.admin": frozenset({_SA}),
     "signals.send": _ALL_STAFF | {INTEGRATION},
 }

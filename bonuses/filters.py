@@ -5,6 +5,7 @@ from django import forms
 from django.db.models import CharField, Q, QuerySet
 from django.db.models.functions import Cast
 
+from accounts.api.filters import UTCDateTimeFilter
 from accounts.models import AuditEvent
 from bonuses.models import Bonus
 from campaigns.models import Campaign
@@ -35,8 +36,8 @@ class BonusFilter(django_filters.FilterSet):
     login = IdFilter(field_name="login")
     bonus_type = django_filters.ChoiceFilter(choices=Campaign.BonusType.choices)
     trigger = django_filters.ChoiceFilter(choices=Bonus.Trigger.choices)
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Bonus
@@ -55,8 +56,8 @@ class AuditEventFilter(django_filters.FilterSet):
     campaign = IdFilter(method="filter_campaign")
     action = django_filters.CharFilter(field_name="action")
     actor = django_filters.CharFilter(method="filter_actor")
-    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    since = UTCDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = UTCDateTimeFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent

@@ -7,7 +7,8 @@ Domain errors carry their own status and code; a fault of an outside server is t
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -56,3 +57,11 @@ def exception_handler(exc, context):
             codes = codes.get("detail")
         response.data.setdefault("code", codes if isinstance(codes, str) else "error")
     return response
+
+
+def page_not_found(request, exception):
+    """A path under /api/ that names no endpoint answers like every API 404 (JSON with a
+    code); any other path gets Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return defaults.page_not_found(request, exception)

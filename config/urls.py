@@ -18,6 +18,8 @@ api_v1 = [
     path("", include("trading_sessions.api.urls")),
 ]
 
+handler404 = "config.exceptions.page_not_found"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

@@ -1,12 +1,13 @@
 import django_filters
 
+from accounts.api.filters import UTCDateTimeFilter
 from delivery.models import Delivery
 
 
 class DeliveryFilter(django_filters.FilterSet):
     purpose = django_filters.CharFilter()
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Delivery

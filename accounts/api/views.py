@@ -1,12 +1,18 @@
 from decimal import Decimal
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
@@ -45,10 +51,28 @@ def client_ip(request) -> str | None:
     return request.META.get("REMOTE_ADDR")
 
 
+@extend_schema_view(
+    post=extend_schema(
+        responses={
+            200: TokenObtainPairSerializer,
+            401: OpenApiResponse(description="`no_active_account`: wrong email or password."),
+        }
+    )
+)
 class LoginView(TokenObtainPairView):
     throttle_scope = "auth"
 
 
+@extend_schema_view(
+    post=extend_schema(
+        responses={
+            200: TokenRefreshSerializer,
+            401: OpenApiResponse(
+                description="`token_not_valid`: the refresh token is bad, expired or used."
+            ),
+        }
+    )
+)
 class RefreshView(TokenRefreshView):
     throttle_scope = "auth"
 

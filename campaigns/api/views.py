@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -22,6 +22,8 @@ from .serializers import (
     MT5ScanSerializer,
 )
 
+ARCHIVED = OpenApiResponse(description="`campaign_archived`: duplicate it instead.")
+
 
 class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Bonus campaigns: staff read; Super Admin and Campaign Manager write."""
@@ -38,11 +40,15 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         campaign = campaign_create(actor=request.user, ip=client_ip(request), **data.validated_data)
         return Response(CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=CampaignInputSerializer, responses=CampaignSerializer)
+    @extend_schema(
+        request=CampaignInputSerializer, responses={200: CampaignSerializer, 409: ARCHIVED}
+    )
     def update(self, request, pk=None):
         return self._update(request, partial=False)
 
-    @extend_schema(request=CampaignInputSerializer, responses=CampaignSerializer)
+    @extend_schema(
+        request=CampaignInputSerializer, responses={200: CampaignSerializer, 409: ARCHIVED}
+    )
     def partial_update(self, request, pk=None):
         return self._update(request, partial=True)
 
@@ -55,7 +61,16 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         )
         return Response(CampaignSerializer(campaign).data)
 
-    @extend_schema(request=CampaignStatusSerializer, responses=CampaignSerializer)
+    @extend_schema(
+        request=CampaignStatusSerializer,
+        responses={
+            200: CampaignSerializer,
+            409: OpenApiResponse(
+                description="`invalid_transition`: not a move the lifecycle allows from the "
+                "current status; `campaign_ended`, `campaign_incomplete`: cannot be active."
+            ),
+        },
+    )
     @action(detail=True, methods=["patch"], url_path="status")
     def set_status(self, request, pk=None):
         data = CampaignStatusSerializer(data=request.data)

@@ -26,7 +26,7 @@ from .serializers import (
 
 
 class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Staff (Super Admin, Support Agent): deliveries and their attempt logs, never secrets."""
+    """Staff (every role): deliveries and their attempt logs, never secrets."""
 
     queryset = delivery_list()
     serializer_class = DeliverySerializer

@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
@@ -47,6 +47,12 @@ from . import serializers as s
 LICENSE_KEY_HEADER = OpenApiParameter(
     "X-License-Key", str, OpenApiParameter.HEADER, description="A license key"
 )
+RATE_LIMITED = OpenApiResponse(description="Over a rate limit; `Retry-After` says when.")
+LICENSE_REFUSALS = {
+    401: OpenApiResponse(description="`license_key_required`: no or an unknown X-License-Key."),
+    403: OpenApiResponse(description="`license_expired`, `license_suspended`: not usable."),
+    429: RATE_LIMITED,
+}
 
 
 def header_license(request) -> tuple[License | None, dict | None]:
@@ -174,7 +180,10 @@ class ValidateView(PublicView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONAnswerNegotiation
 
-    @extend_schema(request=s.ValidateInputSerializer, responses=s.ValidateAnswerSerializer)
+    @extend_schema(
+        request=s.ValidateInputSerializer,
+        responses={200: s.ValidateAnswerSerializer, 429: RATE_LIMITED},
+    )
     def post(self, request):
         try:
             values = _validate_input_fast(request.data)
@@ -201,7 +210,7 @@ class ValidateView(PublicView):
 class PublicKeyView(PublicView):
     """The Ed25519 public key that signs validation answers and license files."""
 
-    @extend_schema(responses=s.PublicKeySerializer)
+    @extend_schema(responses={200: s.PublicKeySerializer, 429: RATE_LIMITED})
     def get(self, request):
         self.limit_ip(request)
         return Response(
@@ -243,7 +252,9 @@ class TradeViewSet(RateLimitHeadersMixin, viewsets.GenericViewSet):
     serializer_class = s.TradeSerializer
     pagination_class = None
 
-    @extend_schema(parameters=[LICENSE_KEY_HEADER], responses={201: s.TradeSerializer})
+    @extend_schema(
+        parameters=[LICENSE_KEY_HEADER], responses={201: s.TradeSerializer, **LICENSE_REFUSALS}
+    )
     def create(self, request):
         self.limit_ip(request)
         license = require_license(request)
@@ -252,7 +263,10 @@ class TradeViewSet(RateLimitHeadersMixin, viewsets.GenericViewSet):
         trade = trade_report(license=license, **data.validated_data)
         return Response(s.TradeSerializer(trade).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(parameters=[LICENSE_KEY_HEADER], responses=s.TradeStatsSerializer)
+    @extend_schema(
+        parameters=[LICENSE_KEY_HEADER],
+        responses={200: s.TradeStatsSerializer, **LICENSE_REFUSALS},
+    )
     @action(detail=False, methods=["get"])
     def stats(self, request):
         self.limit_ip(request)
@@ -308,7 +322,13 @@ class AdminUserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         )
         return {"actor": None, "ip": client_ip(self.request), "by_license": by_license}
 
-    @extend_schema(request=s.LicenseCreateSerializer, responses={201: s.LicenseCreatedSerializer})
+    @extend_schema(
+        request=s.LicenseCreateSerializer,
+        responses={
+            201: s.LicenseCreatedSerializer,
+            409: OpenApiResponse(description="`license_exists`: this account has a license."),
+        },
+    )
     def create(self, request):
         data = s.LicenseCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -336,7 +356,13 @@ class AdminUserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def retrieve(self, request, account_id=None):
         return Response(s.LicenseDetailSerializer(license_detail(license=self.get_object())).data)
 
-    @extend_schema(request=s.ExtendSerializer, responses=s.LicenseSerializer)
+    @extend_schema(
+        request=s.ExtendSerializer,
+        responses={
+            200: s.LicenseSerializer,
+            409: OpenApiResponse(description="`license_never_expires`: nothing to extend."),
+        },
+    )
     @action(detail=True, methods=["put"], url_path="extend-license")
     def extend_license(self, request, account_id=None):
         data = s.ExtendSerializer(data=request.data)
@@ -348,7 +374,13 @@ class AdminUserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         )
         return Response(s.LicenseSerializer(license).data)
 
-    @extend_schema(request=s.SuspendSerializer, responses=s.LicenseSerializer)
+    @extend_schema(
+        request=s.SuspendSerializer,
+        responses={
+            200: s.LicenseSerializer,
+            409: OpenApiResponse(description="`license_suspended`: suspended already."),
+        },
+    )
     @action(detail=True, methods=["put"])
     def suspend(self, request, account_id=None):
         data = s.SuspendSerializer(data=request.data)
@@ -360,7 +392,13 @@ class AdminUserViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         )
         return Response(s.LicenseSerializer(license).data)
 
-    @extend_schema(request=None, responses=s.LicenseSerializer)
+    @extend_schema(
+        request=None,
+        responses={
+            200: s.LicenseSerializer,
+            409: OpenApiResponse(description="`license_not_suspended`: active already."),
+        },
+    )
     @action(detail=True, methods=["put"])
     def activate(self, request, account_id=None):
         license = license_activate(license=self.get_object(), **self._who())
@@ -429,7 +467,13 @@ class SubscriptionViewSet(
         )
         return Response(s.SubscriptionSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=s.SubscriptionInputSerializer, responses=s.SubscriptionSerializer)
+    @extend_schema(
+        request=s.SubscriptionInputSerializer,
+        responses={
+            200: s.SubscriptionSerializer,
+            409: OpenApiResponse(description="`subscription_cancelled`: cancelled already."),
+        },
+    )
     def partial_update(self, request, pk=None):
         data = s.SubscriptionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -441,7 +485,13 @@ class SubscriptionViewSet(
         )
         return Response(s.SubscriptionSerializer(subscription).data)
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(
+        request=None,
+        responses={
+            204: None,
+            409: OpenApiResponse(description="`subscription_cancelled`: cancelled already."),
+        },
+    )
     def destroy(self, request, pk=None):
         subscription_cancel(
             subscription=self.get_object(), actor=request.user, ip=client_ip(request)

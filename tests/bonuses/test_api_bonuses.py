@@ -116,11 +116,20 @@ def test_the_list_filters_by_status_campaign_login_type_and_trigger(client_as, c
         "campaign=x",
         "bonus_type=Z",
         "since=yesterday",
+        "since=0001-01-01T00:00:00%2B16:59",  # no such time in UTC
     ],
 )
 def test_a_bad_filter_is_a_400_not_a_500(client_as, query):
     response = client_as(Role.SUPER_ADMIN.value).get(f"/api/v1/bonuses/?{query}")
     assert response.status_code == 400
+
+
+def test_a_time_with_an_offset_postgresql_refuses_is_read_in_utc(client_as):
+    # Python takes offsets up to 23:59, PostgreSQL only up to 15:59.
+    response = client_as(Role.SUPER_ADMIN.value).get(
+        "/api/v1/bonuses/?since=2026-01-01T00:00:00-17:30"
+    )
+    assert response.status_code == 200
 
 
 def test_the_list_makes_the_same_few_queries_for_many_bonuses(

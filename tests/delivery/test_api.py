@@ -1,5 +1,5 @@
 """The delivery rows of API.md: `POST delivery/reveal/` for programs, `GET delivery/{id}/`
-for staff (area delivery.read: Super Admin, Support Agent), never the secret."""
+for staff (area delivery.read: every staff role), never the secret."""
 
 import pytest
 import time_machine
@@ -86,8 +86,8 @@ def test_the_page_and_the_api_share_one_reveal_budget(api, client, create, setti
         assert api.post(REVEAL, {"token": "v" * 43}, format="json").status_code == 429
 
 
-@pytest.mark.parametrize("role", [Role.SUPER_ADMIN, Role.SUPPORT_AGENT])
-def test_staff_with_delivery_read_see_a_delivery_and_its_attempts(as_user, make_user, create, role):
+@pytest.mark.parametrize("role", list(Role))
+def test_staff_see_a_delivery_and_its_attempts(as_user, make_user, create, role):
     result = create(method="email", contact="client@example.com", purpose="demo.account:3")
     token = token_of(result)
     delivery_view(token=token, ip="198.51.100.7", user_agent="TelegramBot (like TwitterBot)")
@@ -121,10 +121,9 @@ def test_staff_with_delivery_read_see_a_delivery_and_its_attempts(as_user, make_
     assert result.delivery.token_hash not in text
 
 
-@pytest.mark.parametrize("role", [Role.CAMPAIGN_MANAGER, Role.READ_ONLY, None])
-def test_other_roles_and_clients_may_not_read_deliveries(as_user, make_user, create, role):
+def test_clients_may_not_read_deliveries(as_user, make_user, create):
     delivery = create().delivery
-    api = as_user(make_user(role=role))
+    api = as_user(make_user())
     assert api.get(detail(delivery.pk)).status_code == 403
     assert api.get("/api/v1/delivery/").status_code == 403
 

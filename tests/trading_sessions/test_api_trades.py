@@ -179,10 +179,21 @@ def test_the_list_filters_by_session_result_and_time(
 
 @pytest.mark.parametrize(
     "query",
-    [{"session": "abc"}, {"session": "1" * 30}, {"result": "jackpot"}, {"since": "yesterday"}],
+    [
+        {"session": "abc"},
+        {"session": "1" * 30},
+        {"result": "jackpot"},
+        {"since": "yesterday"},
+        {"until": "0001-01-01T00:00:00+16:59"},  # no such time in UTC
+    ],
 )
 def test_bad_filters_are_400s(owner_api, query):
     assert owner_api.get(URL, query).status_code == 400
+
+
+def test_a_time_with_an_offset_postgresql_refuses_is_read_in_utc(owner_api):
+    # Python takes offsets up to 23:59, PostgreSQL only up to 15:59.
+    assert owner_api.get(URL, {"since": "2026-01-01T00:00:00-17:30"}).status_code == 200
 
 
 def test_the_list_takes_the_same_queries_for_many_trades(owner_api, settled):

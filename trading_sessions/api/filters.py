@@ -3,6 +3,8 @@
 import django_filters
 from django import forms
 
+from accounts.api.filters import UTCDateTimeFilter
+
 from ..models import Trade
 from .serializers import MAX_BIGINT
 
@@ -23,8 +25,8 @@ class TradeFilter(django_filters.FilterSet):
 
     session = IdFilter(field_name="session_id", label="Session id")
     result = django_filters.ChoiceFilter(choices=Trade.Result.choices)
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Trade

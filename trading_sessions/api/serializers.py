@@ -151,6 +151,12 @@ class SessionInputSerializer(serializers.Serializer):
 class SessionSerializer(serializers.ModelSerializer):
     account_id = serializers.IntegerField(read_only=True)
     account_name = serializers.CharField(source="account.account_name", read_only=True)
+    stop_reason = serializers.ChoiceField(
+        choices=TradingSession.StopReason.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="Why the last run stopped; blank before the first stop.",
+    )
 
     class Meta:
         model = TradingSession
