@@ -359,6 +359,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": schedule(60),
         "options": {"expire_seconds": 55},
     },
+    # Activations queued by a demo-server fault get their account once the server answers.
+    "demo_pool.fulfil": {
+        "task": "demo_pool.fulfil",
+        "schedule": schedule(10),
+        "options": {"expire_seconds": 9},
+    },
     # Checks the stalest demo accounts (each at most once per the admin's interval).
     "demo_pool.health_check": {
         "task": "demo_pool.health_check",

@@ -42,3 +42,10 @@ def expire_due() -> dict:
 def cleanup() -> dict:
     """Clean up failed, retired and expired accounts (at the configured interval)."""
     return services.pool_cleanup()
+
+
+@shared_task(name="demo_pool.fulfil", soft_time_limit=120, time_limit=150)
+def fulfil() -> int:
+    """Hand the available accounts to waiting activations (after a demo-server fault, and
+    every 10 s from beat); return how many were assigned."""
+    return services.activation_requests_fulfil()

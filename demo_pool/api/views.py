@@ -69,12 +69,10 @@ class ActivateView(APIView):
             409: OpenApiResponse(
                 DemoErrorSerializer, description="An active or queued press pass."
             ),
-            503: OpenApiResponse(
-                DemoErrorSerializer, description="The demo server did not answer."
-            ),
         },
         description="Hand a pool account to the user at once (201), or queue the activation "
-        "when the pool is empty (202).",
+        "(202) when the pool is empty or the demo server failed the password change; a queued "
+        "activation completes, and is delivered, as soon as an account can be handed over.",
     )
     def post(self, request):
         data = ActivateInputSerializer(data=request.data)

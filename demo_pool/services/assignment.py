@@ -32,7 +32,7 @@ from demo_pool.models import ActivationRequest, DemoAccount, PressPass
 from gateways.demo import get_demo_gateway
 from gateways.errors import GatewayError
 
-from .common import logger, pool_config_cached, refill_nudge
+from .common import enqueue_task, logger, pool_config_cached, refill_nudge
 
 Status = DemoAccount.Status
 ReqStatus = ActivationRequest.Status
@@ -208,7 +208,7 @@ def _queue(*, user_id, real_name, method, contact, now) -> ActivationRequest:
     except IntegrityError:
         raise ActivationQueuedError() from None  # the transaction rolls back: nothing was made
     refill_nudge()
-    logger.info("press pass for %s queued: the pool is empty", user_id)
+    logger.info("press pass for %s queued: no account could be handed over now", user_id)
     return request
 
 
@@ -346,7 +346,22 @@ def press_pass_activate(
         return ActivationResult(request=request)
     if claim.available_left < config.target_buffer:
         refill_nudge()  # under the target: the refill starts now, not in a minute
-    result = _hand_over(claim.press_pass, claim.account, actor=actor)
+    try:
+        result = _hand_over(claim.press_pass, claim.account, actor=actor)
+    except DemoServerUnavailableError:
+        # The demo server failed the password change: the account is back in the pool and
+        # nothing was handed out. The activation waits in the queue (202) and is completed
+        # (and delivered) by the fulfil task as soon as the server answers, not refused.
+        with transaction.atomic():
+            request = _queue(
+                user_id=user_id,
+                real_name=real_name,
+                method=delivery_method,
+                contact=contact_info,
+                now=now,
+            )
+        enqueue_task("fulfil")
+        return ActivationResult(request=request)
     return ActivationResult(press_pass=claim.press_pass, delivery=result)
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from accounts.errors import ConflictError
 from delivery.models import Delivery
-from demo_pool.errors import DemoServerUnavailableError, PressPassNotFoundError
+from demo_pool.errors import PressPassNotFoundError
 from demo_pool.models import ActivationRequest, DemoAccount, PressPass
 from demo_pool.services import pool_refill, press_pass_activate, press_pass_resend
 from gateways.errors import TransientGatewayError
@@ -76,19 +76,24 @@ def test_an_empty_pool_queues_the_activation_and_the_refill_completes_it(pool_co
     assert Delivery.objects.filter(purpose=press_pass.purpose).count() == 1
 
 
-def test_a_gateway_failure_puts_the_account_back_and_creates_no_pass(
-    pool_config, fill, demo_gateway
+def test_a_demo_server_fault_queues_the_activation_and_the_fulfil_task_completes_it(
+    pool_config, fill, demo_gateway, reveal
 ):
+    from demo_pool.services import activation_requests_fulfil
+
     pool_config(min_available=0)
     fill(1)
     demo_gateway.fail_next("change_password", TransientGatewayError)
 
-    with pytest.raises(DemoServerUnavailableError):
-        activate()
+    result = activate()
 
+    assert result.press_pass is None and result.request.status == "queued"
     assert PressPass.objects.count() == 0
     assert DemoAccount.objects.get().status == "available"
-    assert activate().press_pass is not None
+    assert activation_requests_fulfil() == 1
+    result.request.refresh_from_db()
+    assert result.request.status == "assigned"
+    assert reveal(result.request.delivery_link)["login"] == DemoAccount.objects.get().login
 
 
 def test_an_email_delivery_is_queued_for_sending(pool_config, fill):
