@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test test-browser lint format bench install install-dev doctor clean
+.PHONY: run test test-browser lint format bench install install-dev doctor clean soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ bench: install-dev
 	$(BIN)/python manage.py bench_pool --concurrency 100 --requests 1000
 	$(BIN)/python manage.py bench_license
 	$(BIN)/python manage.py bench_signals --sessions 10000
+
+## soak: web, worker and beat started in the background on DATABASE_URL (PostgreSQL) and
+## REDIS_URL, driven for SOAK_MINUTES under 20% simulated faults, invariants checked, stopped
+SOAK_MINUTES ?= 5
+soak: install
+	$(BIN)/python -m operations.soak.stack --minutes $(SOAK_MINUTES) $(if $(SOAK_ARGS),-- $(SOAK_ARGS))
 
 doctor: install
 	$(BIN)/python manage.py doctor

@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, pre_save
 
 
 class AccountsConfig(AppConfig):
@@ -8,6 +8,11 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_sync_roles, sender=self)
+        from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
+        from accounts.token_storage import outstanding_token_hash
+
+        pre_save.connect(outstanding_token_hash, sender=OutstandingToken, weak=False)
         from accounts.metrics import MonitorCollector, register_scrape_collector
 
         register_scrape_collector(MonitorCollector())

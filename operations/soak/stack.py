@@ -1,0 +1,246 @@
+"""`make soak`: the product started in the background, the soak run against it, all stopped.
+
+    python -m operations.soak.stack --minutes 5
+
+Needs DATABASE_URL (PostgreSQL) and REDIS_URL. Runs `bootstrap` and `collectstatic`, starts
+web (gunicorn with config/gunicorn.py, on 127.0.0.1), a Celery worker and beat with
+production settings (DEBUG off, keys generated once into var/soak/keys.env), waits for
+/readyz, runs `manage.py soak`, and stops the three whatever happens (their logs stay in
+var/soak/<run>/). The exit status is the soak's.
+
+Only the standard library: this starts Django processes, it does not run Django itself.
+"""
+
+import argparse
+import base64
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SOAK_DIR = ROOT / "var" / "soak"
+KEYS_FILE = SOAK_DIR / "keys.env"
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SOAK_PORT", "8765")))
+    parser.add_argument("soak_args", nargs="*", help="passed on to manage.py soak (after --)")
+    options = parser.parse_args(argv)
+    problem = _services_problem()
+    if problem:
+        _say(f"make soak: {problem}", error=True)
+        return 2
+    run_dir = SOAK_DIR / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = _environment(run_dir, options.port)
+    base_url = f"http://127.0.0.1:{options.port}"
+    for step in (["bootstrap"], ["collectstatic", "--noinput", "--verbosity", "0"]):
+        subprocess.run([PYTHON, "manage.py", *step], cwd=ROOT, env=env, check=True)  # noqa: S603
+    processes: list[subprocess.Popen] = []
+    stopping = {"signal": None}
+
+    def stop_on(signum, _frame):
+        stopping["signal"] = signum
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop_on) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for name, command in _commands(options.port, run_dir).items():
+            processes.append(_start(name, command, env, run_dir))
+        _say(f"make soak: web, worker and beat started; logs in {run_dir.relative_to(ROOT)}/")
+        _wait_ready(base_url, processes)
+        soak = [
+            PYTHON,
+            "manage.py",
+            "soak",
+            "--minutes",
+            str(options.minutes),
+            "--base-url",
+            base_url,
+            "--logs",
+            str(run_dir),
+            "--report",
+            str(run_dir / "report.md"),
+            "--product",
+            "web (gunicorn, 2 processes x 4 threads), a Celery worker (concurrency 2) and "
+            "Celery beat, DEBUG off, on PostgreSQL and Redis",
+            *options.soak_args,
+        ]
+        return subprocess.run(soak, cwd=ROOT, env=env, check=False).returncode  # noqa: S603
+    except KeyboardInterrupt:
+        _say(f"make soak: interrupted (signal {stopping['signal'] or 'SIGINT'})", error=True)
+        return 130
+    except RuntimeError as exc:
+        _say(f"make soak: {exc}", error=True)
+        return 1
+    finally:
+        _stop(processes)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _services_problem() -> str:
+    database, redis = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
+    if not database.startswith(("postgres://", "postgresql://")):
+        return "set DATABASE_URL to a PostgreSQL database (e.g. postgres://postgres@127.0.0.1/soak)"
+    if not redis.startswith("redis://"):
+        return "set REDIS_URL (e.g. redis://127.0.0.1:6379/12)"
+    return ""
+
+
+def _keys() -> dict[str, str]:
+    """Production keys for the soak's database, made once and kept (0600): rows encrypted in
+    one run must open in the next."""
+    if not KEYS_FILE.exists():
+        SOAK_DIR.mkdir(parents=True, exist_ok=True)
+        made = {
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "ENCRYPTION_KEYS": "soak1:" + base64.b64encode(os.urandom(32)).decode(),
+            "LICENSE_KEY_PEPPER": base64.b64encode(os.urandom(32)).decode(),
+            "LICENSE_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
+            "METRICS_TOKEN": secrets.token_urlsafe(24),
+        }
+        fd = os.open(KEYS_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.writelines(f"{name}={value}\n" for name, value in made.items())
+    pairs = (line.split("=", 1) for line in KEYS_FILE.read_text().splitlines() if "=" in line)
+    return {name: value for name, value in pairs}
+
+
+def _environment(run_dir: Path, port: int) -> dict[str, str]:
+    metrics = run_dir / "prometheus"
+    metrics.mkdir(exist_ok=True)
+    return {
+        **os.environ,
+        **_keys(),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # Plain HTTP on the loopback: no TLS proxy in front, so no redirect and no Secure
+        # cookies (the reveal page's CSRF cookie must come back over http).
+        "SECURE_SSL_REDIRECT": "false",
+        "SECURE_COOKIES": "false",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "STATIC_ROOT": str(SOAK_DIR / "static"),
+        "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+        "WEB_CONCURRENCY": "2",
+        "WEB_THREADS": "4",
+        # One client address makes every request: per-address limits would only measure it.
+        "DELIVERY_REVEAL_RATE_LIMIT": "100000/min",
+        "DELIVERY_VIEW_RATE_LIMIT": "100000/min",
+        "LICENSE_PUBLIC_RATE_LIMIT": "100000/min",
+        "LICENSE_VALIDATE_RATE_LIMIT_PER_IP": "100000/min",
+        # A failed event is retried within half a minute, so a 5-minute run drains in minutes.
+        "MONITOR_EVENT_RETRY_MAX_SECONDS": "30",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _commands(port: int, run_dir: Path) -> dict[str, list[str]]:
+    return {
+        "web": [
+            str(BIN / "gunicorn"),
+            "config.wsgi:application",
+            "--config",
+            "config/gunicorn.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+        ],
+        "worker": [
+            str(BIN / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
+            "--hostname",
+            f"soak-{port}@%h",
+        ],
+        "beat": [
+            str(BIN / "celery"),
+            "-A",
+            "config",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--scheduler",
+            "django_celery_beat.schedulers:DatabaseScheduler",
+            "--pidfile",
+            str(run_dir / "beat.pid"),
+        ],
+    }
+
+
+def _start(name: str, command: list[str], env: dict, run_dir: Path) -> subprocess.Popen:
+    log = (run_dir / f"{name}.log").open("ab")
+    process = subprocess.Popen(  # noqa: S603 - our own fixed command
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: stopped with all its children
+    )
+    process.name = name
+    return process
+
+
+def _wait_ready(base_url: str, processes: list[subprocess.Popen], seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for process in processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"{process.name} exited with {process.returncode}: see its log")
+        try:
+            with urllib.request.urlopen(f"{base_url}/readyz", timeout=3) as answer:  # noqa: S310
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"web did not answer {base_url}/readyz within {seconds:.0f} s")
+
+
+def _stop(processes: list[subprocess.Popen], grace: float = 20) -> None:
+    """SIGTERM to each process group, then SIGKILL to what is left after `grace` seconds."""
+    for process in processes:
+        if process.poll() is None:
+            _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait(timeout=10)
+    if processes:
+        _say("make soak: web, worker and beat stopped")
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
+def _say(text: str, *, error: bool = False) -> None:
+    stream = sys.stderr if error else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
