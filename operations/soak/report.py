@@ -16,7 +16,7 @@ TRAFFIC = [
         "soak's MT5 deals refused by a fault",
     ),
     ("press pass", "press passes handed out at once (201)"),
-    ("press pass queued (pool empty)", "press passes queued, pool empty (202)"),
+    ("press pass queued (pool empty or demo server fault)", "press passes queued (202)"),
     ("press pass (after waiting in the queue)", "queued press passes later assigned"),
     ("press pass: 503 from the demo server, retried", "activations answered 503, retried"),
     ("link read from the Telegram outbox", "links read from the Telegram outbox"),

@@ -225,7 +225,7 @@ class Workload:
             self.tally.count("press pass")
             self._handed(answer.data.get("account"), answer.data.get("delivery"), method, contact)
         elif answer.status == 202:
-            self.tally.count("press pass queued (pool empty)")
+            self.tally.count("press pass queued (pool empty or demo server fault)")
             with self.seen.lock:
                 self.seen.queued.append((answer.data["request_id"], method))
                 if method == "telegram":
@@ -237,7 +237,7 @@ class Workload:
         link = (delivery or {}).get("link")
         if link:
             self.seen.link(_token(link))
-        if method == "telegram":
+        if method == "telegram" and "telegram" in contact:  # a queued one's chat is known
             with self.seen.lock:
                 self.seen.telegram_chats.add(contact["telegram"])
 
