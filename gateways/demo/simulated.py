@@ -28,6 +28,9 @@ class SimulatedDemoGateway:
 
     # The partner's quota of enabled demo accounts; tests lower it to reach the limit.
     max_accounts: int = 10_000
+    # How the server hashes passwords: the project's default (PBKDF2); a benchmark of the
+    # product, not of this simulator, sets a cheap one (`bench_pool`'s BenchDemoGateway).
+    password_hasher = "default"  # noqa: S105 (a hasher name, not a password)
 
     def ping(self) -> None:
         """Answer unless the knobs say otherwise."""
@@ -62,7 +65,9 @@ class SimulatedDemoGateway:
                     balance=balance,
                     leverage=leverage,
                     currency=currency,
-                    password_hash=make_password(_initial_password(idempotency_id)),
+                    password_hash=make_password(
+                        _initial_password(idempotency_id), hasher=self.password_hasher
+                    ),
                 )
         except IntegrityError:
             # A concurrent retry with the same id won the race: answer with its account.
@@ -94,7 +99,7 @@ class SimulatedDemoGateway:
                 "password must have at least 8 characters", gateway=GATEWAY, code="bad_request"
             )
         updated = SimulatedDemoAccount.objects.filter(pk=_pk(login)).update(
-            password_hash=make_password(password)
+            password_hash=make_password(password, hasher=self.password_hasher)
         )
         if not updated:
             raise _not_found(login)

@@ -41,27 +41,18 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from decimal import Decimal
 from urllib.parse import quote
 
 from django.conf import settings
-from django.contrib.auth.hashers import MD5PasswordHasher, make_password
+from django.contrib.auth.hashers import MD5PasswordHasher
 from django.core.management.base import BaseCommand, CommandError
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.db.models import Count
 from django.test.utils import override_settings
 
-from gateways.demo import DemoAccount
 from gateways.demo.simulated import (
-    GATEWAY,
     SimulatedDemoGateway,
-    _initial_password,
-    _not_found,
-    _pk,
-    _validate,
 )
-from gateways.errors import PermanentGatewayError
-from gateways.simulation import apply_knobs
 
 ACTIVATE = "/api/v1/demo/press-pass/activate/"
 BENCH_GATEWAY = "demo_pool.management.commands.bench_pool.BenchDemoGateway"
@@ -74,55 +65,7 @@ _FAST = MD5PasswordHasher()
 class BenchDemoGateway(SimulatedDemoGateway):
     """The simulated demo server, hashing new passwords with MD5 instead of PBKDF2."""
 
-    def create_demo_account(
-        self,
-        *,
-        idempotency_id: str,
-        name: str,
-        balance: Decimal,
-        leverage: int,
-        currency: str,
-        group: str = "demo\\standard",
-    ) -> DemoAccount:
-        from gateways.models import SimulatedDemoAccount
-
-        apply_knobs(GATEWAY)
-        existing = SimulatedDemoAccount.objects.filter(idempotency_id=idempotency_id).first()
-        if existing is not None:
-            return self._answer(existing)
-        _validate(idempotency_id, name, balance, leverage, currency, group)
-        if SimulatedDemoAccount.objects.filter(enabled=True).count() >= self.max_accounts:
-            raise PermanentGatewayError(
-                "demo account limit reached", gateway=GATEWAY, code="limit_reached"
-            )
-        try:
-            with transaction.atomic():
-                account = SimulatedDemoAccount.objects.create(
-                    idempotency_id=idempotency_id,
-                    name=name,
-                    group=group,
-                    balance=balance,
-                    leverage=leverage,
-                    currency=currency,
-                    password_hash=make_password(_initial_password(idempotency_id), hasher=_FAST),
-                )
-        except IntegrityError:
-            account = SimulatedDemoAccount.objects.get(idempotency_id=idempotency_id)
-        return self._answer(account)
-
-    def change_password(self, login: int, password: str) -> None:
-        from gateways.models import SimulatedDemoAccount
-
-        apply_knobs(GATEWAY)
-        if len(password) < 8:
-            raise PermanentGatewayError(
-                "password must have at least 8 characters", gateway=GATEWAY, code="bad_request"
-            )
-        updated = SimulatedDemoAccount.objects.filter(pk=_pk(login)).update(
-            password_hash=make_password(password, hasher=_FAST)
-        )
-        if not updated:
-            raise _not_found(login)
+    password_hasher = _FAST
 
 
 class Command(BaseCommand):
