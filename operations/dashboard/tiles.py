@@ -35,6 +35,23 @@ from .common import (
 )
 
 CHART_DAYS = 30
+
+
+def daily_bars(
+    by_day: dict, start, *, model: str, label, **filters
+) -> tuple[list[Point], int, int]:
+    """One bar per day of the chart, each linking to that day's rows of `model` (with
+    `filters`); returns (points, total over the days, today's count)."""
+    days = days_from(start, CHART_DAYS)
+    points = []
+    for day in days:
+        low, high = day_bounds(day)
+        n = by_day.get(day, 0)
+        url = changelist_url(model, **filters, created_at__gte=low, created_at__lt=high)
+        points.append(Point(day_label(day), n, f"{day}: {label(n)}", url))
+    return points, sum(by_day.get(day, 0) for day in days), by_day.get(days[-1], 0)
+
+
 POOL_DAYS = 7
 DELIVERY_DAYS = 7
 EXPIRING_DAYS = 7  # the licensing admin's "Expiring within 7 days" filter (`expiring=7`)
@@ -109,21 +126,14 @@ def tile_bonuses_per_day(reads: Reads) -> Tile:
     granted = Bonus.objects.filter(status__in=GRANTED)
     by_day = daily_counts(granted, "created_at", start=start)
     amount = granted.filter(created_at__gte=start).aggregate(total=Sum("amount"))["total"]
-    days = days_from(start, CHART_DAYS)
-    points = []
-    for day in days:
-        low, high = day_bounds(day)
-        url = changelist_url(
-            "bonuses.bonus", status__in=GRANTED, created_at__gte=low, created_at__lt=high
-        )
-        n = by_day.get(day, 0)
-        points.append(Point(day_label(day), n, f"{day}: {n} granted", url))
-    total = sum(by_day.get(day, 0) for day in days)
+    points, total, today = daily_bars(
+        by_day, start, model="bonuses.bonus", label=lambda n: f"{n} granted", status__in=GRANTED
+    )
     return Tile(
         key="bonuses_per_day",
         title=f"Bonuses granted per day ({CHART_DAYS} days)",
         value=f"{total:,}",
-        detail=f"{money(amount)} credit granted; {by_day.get(days[-1], 0)} today",
+        detail=f"{money(amount)} credit granted; {today} today",
         url=changelist_url("bonuses.bonus", status__in=GRANTED, created_at__gte=start),
         chart=bar_chart(points, title=f"Bonuses granted per day, last {CHART_DAYS} days"),
         wide=True,
@@ -295,15 +305,9 @@ def tile_licenses_expiring(reads: Reads) -> Tile:
 def tile_api_calls(reads: Reads) -> Tile:
     start = reads.since(CHART_DAYS)
     by_day = {row["day"]: row["calls"] for row in calls_per_day(days=CHART_DAYS)}
-    days = days_from(start, CHART_DAYS)
-    points = []
-    for day in days:
-        low, high = day_bounds(day)
-        n = by_day.get(day, 0)
-        url = changelist_url("licensing.apiusagelog", created_at__gte=low, created_at__lt=high)
-        points.append(Point(day_label(day), n, f"{day}: {count(n, 'call')}", url))
-    total = sum(by_day.get(day, 0) for day in days)
-    today = by_day.get(days[-1], 0)
+    points, total, today = daily_bars(
+        by_day, start, model="licensing.apiusagelog", label=lambda n: count(n, "call")
+    )
     return Tile(
         key="api_calls",
         title=f"API calls per day ({CHART_DAYS} days)",
@@ -312,7 +316,11 @@ def tile_api_calls(reads: Reads) -> Tile:
         url=changelist_url("licensing.apiusagelog", created_at__gte=start),
         chart=bar_chart(points, title=f"Licensing API calls per day, last {CHART_DAYS} days"),
         wide=True,
-        figures={"today": today, "total": total, "per_day": {d: by_day.get(d, 0) for d in days}},
+        figures={
+            "today": today,
+            "total": total,
+            "per_day": {d: by_day.get(d, 0) for d in days_from(start, CHART_DAYS)},
+        },
     )
 
 
@@ -337,15 +345,9 @@ def tile_trades_per_day(reads: Reads) -> Tile:
     start = reads.since(CHART_DAYS)
     by_day = daily_counts(Trade.objects.all(), "created_at", start=start)
     open_now = Trade.objects.filter(result__in=Trade.UNSETTLED).count()
-    days = days_from(start, CHART_DAYS)
-    points = []
-    for day in days:
-        low, high = day_bounds(day)
-        n = by_day.get(day, 0)
-        url = changelist_url("trading_sessions.trade", created_at__gte=low, created_at__lt=high)
-        points.append(Point(day_label(day), n, f"{day}: {count(n, 'trade')}", url))
-    total = sum(by_day.get(day, 0) for day in days)
-    today = by_day.get(days[-1], 0)
+    points, total, today = daily_bars(
+        by_day, start, model="trading_sessions.trade", label=lambda n: count(n, "trade")
+    )
     return Tile(
         key="trades_per_day",
         title=f"Trades per day ({CHART_DAYS} days)",
