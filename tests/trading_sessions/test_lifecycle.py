@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from gateways.models import SimulatedBrokerTrade, SimulatedTelegramUpdate, SimulatorKnobs
-from trading_sessions.models import BrokerAccount, Signal, Trade, TradingSession
+from trading_sessions.models import BrokerAccount, Signal, TelegramCursor, Trade, TradingSession
 from trading_sessions.services import (
     broker_account_check,
     broker_account_create,
@@ -153,6 +153,9 @@ def test_the_telegram_reader_turns_channel_posts_into_signals_once(
     assert fresh.trades_created == 1
     assert stale.status == Signal.Status.STALE and stale.trades_created == 0
     assert "no signal: 'Good luck today, traders!'" in caplog.text
+    cursor = TelegramCursor.objects.get()
+    last = SimulatedTelegramUpdate.objects.order_by("pk").last().pk
+    assert (cursor.next_offset, cursor.updates_read, cursor.unparsed) == (last + 1, 4, 1)
 
 
 def test_the_broker_password_is_in_no_database_dump_and_no_log(

@@ -1,6 +1,7 @@
 """The Telegram channel reader: channel posts such as `EURUSD CALL 1M` become signals."""
 
-from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from accounts.errors import ApplicationError
@@ -37,6 +38,7 @@ def telegram_poll(*, limit: int = 100) -> dict[str, int]:
         return counts
     for update in updates:
         counts["updates"] += 1
+        unparsed_before = counts["unparsed"]
         channel = next(
             (
                 channels[k]
@@ -73,13 +75,14 @@ def telegram_poll(*, limit: int = 100) -> dict[str, int]:
                 logger.warning(
                     "telegram reader: refused a post of %s: %s", channel.code, exc.detail
                 )
-        with transaction.atomic():
-            TelegramCursor.objects.filter(pk=cursor.pk).update(
-                next_offset=update.update_id + 1,
-                last_polled_at=timezone.now(),
-                updates_read=cursor.updates_read + counts["updates"],
-                unparsed=cursor.unparsed + counts["unparsed"],
-            )
+        # Counters in SQL and the offset never moved back: two overlapping polls (a slow one
+        # and beat's next) lose no count and undo no progress; their signals dedupe by ref.
+        TelegramCursor.objects.filter(pk=cursor.pk).update(
+            next_offset=Greatest(Coalesce(F("next_offset"), 0), update.update_id + 1),
+            last_polled_at=timezone.now(),
+            updates_read=F("updates_read") + 1,
+            unparsed=F("unparsed") + (counts["unparsed"] - unparsed_before),
+        )
     if not updates:
         TelegramCursor.objects.filter(pk=cursor.pk).update(last_polled_at=timezone.now())
     return counts
