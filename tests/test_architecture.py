@@ -10,6 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 FLOORS = {
+    "core": 0,
     "gateways": 0,
     "accounts": 1,
     "delivery": 1,
