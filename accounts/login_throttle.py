@@ -1,13 +1,19 @@
 """The admin's login form, limited against password guessing.
 
 The API's login, refresh and sign-up are throttled by DRF (`AUTH_THROTTLE_RATE`); the admin's
-form is a Django view DRF never sees. This middleware counts its failed logins per client
-address in the cache (a failure: the form answered 200, shown again with an error; a success
-redirects) and refuses the form's POSTs from an address past `ADMIN_LOGIN_MAX_FAILURES`
-within `ADMIN_LOGIN_WINDOW_SECONDS` with 429 and Retry-After, whatever the password. Counting
-only failures keeps staff who type their password right from ever meeting it.
+form is a Django view DRF never sees. This middleware limits its failed logins per client
+address (`core.net.client_ip`) in the cache: past `ADMIN_LOGIN_MAX_FAILURES` within
+`ADMIN_LOGIN_WINDOW_SECONDS` the form's POSTs answer 429 with Retry-After, whatever the
+password.
+
+Each POST takes its place in the count *before* its password is checked, with one atomic
+increment, so concurrent guesses cannot all read "under the limit" and all be checked: of any
+number sent at once, at most the limit reach the password check. A login that succeeds (the
+form redirects) gives its place back, so staff who type their password right never meet the
+limit.
 """
 
+import contextlib
 import math
 
 from django.conf import settings
@@ -15,7 +21,24 @@ from django.core.cache import cache
 from django.http import HttpResponse
 from django.urls import NoReverseMatch, reverse
 
+from core.net import client_ip
+
 CACHE_PREFIX = "admin-login-failures:"
+
+
+def _take_place(key: str, window: int) -> int:
+    """Count one more attempt for `key` and return the count, atomically."""
+    cache.add(key, 0, timeout=window)  # the window starts at the first attempt
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between the two calls: this attempt starts anew
+        cache.add(key, 0, timeout=window)
+        return cache.incr(key)
+
+
+def _give_back(key: str) -> None:
+    with contextlib.suppress(ValueError):  # the window ended meanwhile: nothing to give back
+        cache.decr(key)
 
 
 class AdminLoginThrottleMiddleware:
@@ -25,9 +48,10 @@ class AdminLoginThrottleMiddleware:
     def __call__(self, request):
         if request.method != "POST" or request.path != login_path(request):
             return self.get_response(request)
-        key = CACHE_PREFIX + (request.META.get("REMOTE_ADDR") or "unknown")
+        key = CACHE_PREFIX + (client_ip(request) or "unknown")
         window = settings.ADMIN_LOGIN_WINDOW_SECONDS
-        if (cache.get(key) or 0) >= settings.ADMIN_LOGIN_MAX_FAILURES:
+        if _take_place(key, window) > settings.ADMIN_LOGIN_MAX_FAILURES:
+            _give_back(key)  # a refused POST checked nothing: it is not a failure
             minutes = math.ceil(window / 60)
             response = HttpResponse(
                 f"Too many failed logins from your address. Try again in {minutes} minutes.",
@@ -37,12 +61,8 @@ class AdminLoginThrottleMiddleware:
             response["Retry-After"] = str(window)
             return response
         response = self.get_response(request)
-        if response.status_code == 200:  # the form again, with "please enter a correct..."
-            cache.add(key, 0, timeout=window)  # the window starts at the first failure
-            try:
-                cache.incr(key)
-            except ValueError:  # expired between the two calls: this failure starts anew
-                cache.set(key, 1, timeout=window)
+        if response.status_code != 200:  # 200 is the form again, with "please enter a correct..."
+            _give_back(key)
         return response
 
 

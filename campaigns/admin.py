@@ -7,8 +7,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import path
 
-from accounts.api.views import client_ip
 from accounts.errors import ApplicationError
+from core.net import client_ip
 from gateways.errors import GatewayError
 
 from .forms import CampaignAdminForm

@@ -84,7 +84,10 @@ class AutoSchema(SpectacularAutoSchema):
             codes.append("404")
         if operation.get("requestBody"):
             codes.append("415")
-        throttled = ScopedRateThrottle in getattr(view, "throttle_classes", ())
+        throttled = any(
+            isinstance(c, type) and issubclass(c, ScopedRateThrottle)
+            for c in getattr(view, "throttle_classes", ())
+        )
         if throttled and getattr(view, "throttle_scope", None):
             codes.append("429")
         return codes

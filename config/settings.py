@@ -5,6 +5,7 @@ server-less Celery broker under ``var/``, locmem cache, console email, simulated
 so ``make run`` works on a bare machine. ``.env.example`` lists every variable.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -153,7 +154,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
     "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    # Keyed by core.net.client_ip: DRF's own guess trusts any X-Forwarded-For.
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.ScopedRateThrottle"],
     # Login, refresh and sign-up per client address: slows password guessing.
     "DEFAULT_THROTTLE_RATES": {"auth": env.str("AUTH_THROTTLE_RATE", default="30/min")},
 }
@@ -229,6 +231,16 @@ EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT_SECONDS", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Brokerdesk <no-reply@localhost>")
+
+# The proxies in front of the web process (addresses or CIDR networks, comma-separated) whose
+# X-Forwarded-For is believed: only they may say which client a request came from
+# (core/net.py). Empty: the socket's address is the client, whatever a header claims.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an address") from _exc
 
 # --- Production hardening (all on when DEBUG is off; `manage.py check --deploy` passes) -------
 

@@ -29,6 +29,7 @@ from accounts.services import (
     user_register,
     user_update,
 )
+from core.net import client_ip
 
 from .filters import MAX_BIGINT, MonitoredAccountFilter
 from .serializers import (
@@ -44,11 +45,6 @@ from .serializers import (
     TestDealInputSerializer,
     TestDealOutputSerializer,
 )
-
-
-def client_ip(request) -> str | None:
-    """The caller's address as the first trusted proxy saw it (REMOTE_ADDR behind none)."""
-    return request.META.get("REMOTE_ADDR")
 
 
 @extend_schema_view(

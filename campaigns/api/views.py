@@ -3,7 +3,6 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.api.views import client_ip
 from accounts.permissions import area_permission
 from campaigns.filters import CampaignFilter
 from campaigns.models import Campaign
@@ -14,6 +13,7 @@ from campaigns.services import (
     campaign_update,
     mt5_scan,
 )
+from core.net import client_ip
 
 from .serializers import (
     CampaignInputSerializer,

@@ -16,9 +16,9 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.views import client_ip
 from accounts.errors import ForbiddenError, RateLimitedError
 from accounts.permissions import has_area
+from core.net import client_ip
 
 from .. import signing
 from ..errors import LicenseKeyRequiredError, LicenseNotUsableError, MalformedLicenseKeyError
