@@ -11,6 +11,8 @@ from django.shortcuts import redirect
 from django.template.defaultfilters import truncatechars
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
+from django_celery_beat.models import PeriodicTask
 
 from accounts.errors import ApplicationError, NotFoundError
 from accounts.models import AccountEvent, ApiKey, AuditEvent, MonitoredAccount, User
@@ -319,3 +321,31 @@ class AccountEventAdmin(admin.ModelAdmin):
             + (f" {skipped} not pending, left as they are." if skipped > 0 else ""),
             messages.SUCCESS if due else messages.WARNING,
         )
+
+
+# --- The beat schedule (django-celery-beat's screen) ------------------------------------------
+
+
+admin.site.unregister(PeriodicTask)
+
+
+@admin.register(PeriodicTask)
+class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
+    """django-celery-beat's screen; its actions declare no permission, so these do: a role
+    that may only read the schedule can neither switch a beat entry nor run it."""
+
+    @admin.action(description="Enable selected tasks", permissions=["change"])
+    def enable_tasks(self, request, queryset):
+        return super().enable_tasks(request, queryset)
+
+    @admin.action(description="Disable selected tasks", permissions=["change"])
+    def disable_tasks(self, request, queryset):
+        return super().disable_tasks(request, queryset)
+
+    @admin.action(description="Toggle activity of selected tasks", permissions=["change"])
+    def toggle_tasks(self, request, queryset):
+        return super().toggle_tasks(request, queryset)
+
+    @admin.action(description="Run selected tasks", permissions=["change"])
+    def run_tasks(self, request, queryset):
+        return super().run_tasks(request, queryset)

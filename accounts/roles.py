@@ -73,10 +73,12 @@ ROLE_MODEL_PERMISSIONS: dict[Role, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "accounts.view_monitored*",
             "accounts.view_accountevent",
             "demo_pool.view_*",
+            "demo_pool.resend_presspass",  # API.md: Support Agent may resend
             "delivery.view_*",
             "trading_sessions.view_*",
         ),
-        (),
+        # API.md: pool status is Super Admin and Read-Only; Support Agent reads health only.
+        ("demo_pool.view_pool_status",),
     ),
     Role.READ_ONLY: (
         (

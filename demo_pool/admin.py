@@ -1,7 +1,13 @@
 """Staff screens of the demo pool: the dashboard, the configuration row, accounts, press
-passes, provisioning and health logs. Actions (replenish, retire, resend) call services."""
+passes, provisioning and health logs. Actions (replenish, retire, resend) call services.
+
+Every action and page checks its own permission (granted per role in `accounts.roles`):
+the dashboard is the pool status (`view_pool_status`), replenishing changes the configuration
+(`change_poolconfig`), retiring needs `retire_demoaccount` and resending `resend_presspass`.
+"""
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -77,14 +83,20 @@ class DemoAccountAdmin(_ReadOnly):
     actions = ["retire_accounts"]
 
     def has_change_permission(self, request, obj=None):
-        # The change page is how staff see an account (read-only); actions need the change perm.
+        # The change page is how staff see an account (read-only).
         return request.user.has_perm("demo_pool.change_demoaccount")
+
+    def has_retire_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("demo_pool.retire_demoaccount")
+
+    def has_pool_status_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("demo_pool.view_pool_status")
 
     def get_urls(self):
         dashboard = self.admin_site.admin_view(self.dashboard_view)
         return [path("dashboard/", dashboard, name="demo_pool_dashboard"), *super().get_urls()]
 
-    @admin.action(description="Retire the selected available accounts")
+    @admin.action(description="Retire the selected available accounts", permissions=["retire"])
     def retire_accounts(self, request: HttpRequest, queryset):
         retired = sum(
             services.account_retire(account=a, reason="retired by staff", actor=request.user)
@@ -93,6 +105,8 @@ class DemoAccountAdmin(_ReadOnly):
         self.message_user(request, f"{retired} account(s) retired.", messages.SUCCESS)
 
     def dashboard_view(self, request: HttpRequest):
+        if not self.has_pool_status_permission(request):
+            raise PermissionDenied
         if request.method == "POST":
             if not request.user.has_perm("demo_pool.change_poolconfig"):
                 messages.error(request, "Your role does not allow replenishing.")
@@ -129,7 +143,9 @@ class DemoAccountAdmin(_ReadOnly):
     def changelist_view(self, request, extra_context=None):
         extra_context = {
             **(extra_context or {}),
-            "dashboard_url": reverse("admin:demo_pool_dashboard"),
+            "dashboard_url": reverse("admin:demo_pool_dashboard")
+            if self.has_pool_status_permission(request)
+            else None,
         }
         return super().changelist_view(request, extra_context)
 
@@ -149,7 +165,13 @@ class PressPassAdmin(_ReadOnly):
     def has_change_permission(self, request, obj=None):
         return request.user.has_perm("demo_pool.change_presspass")
 
-    @admin.action(description="Resend credentials (new password, earlier links stop working)")
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("demo_pool.resend_presspass")
+
+    @admin.action(
+        description="Resend credentials (new password, earlier links stop working)",
+        permissions=["resend"],
+    )
     def resend_credentials(self, request: HttpRequest, queryset):
         sent = 0
         for press_pass in queryset.filter(status=PressPass.Status.ACTIVE):

@@ -132,6 +132,11 @@ class DemoAccount(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["status", "created_at"], name="demo_account_claim")]
+        # What the admin's actions and pages check (roles: accounts.roles).
+        permissions = [
+            ("retire_demoaccount", "Can retire demo accounts"),
+            ("view_pool_status", "Can view the demo pool status and dashboard"),
+        ]
 
     def __str__(self) -> str:
         return f"Demo {self.login or '(provisioning)'} ({self.status})"
@@ -206,6 +211,8 @@ class PressPass(models.Model):
         ordering = ["-activated_at", "-id"]
         verbose_name = "press pass"
         verbose_name_plural = "press passes"
+        # Resending rotates the password and kills the earlier links (roles: accounts.roles).
+        permissions = [("resend_presspass", "Can resend press-pass credentials")]
         constraints = [
             models.UniqueConstraint(
                 fields=["user_id"],
