@@ -59,6 +59,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.metrics.PrometheusMiddleware",
+    # Cache-Control: no-store on every /api/ and /d/ answer (keys, links, tokens): outermost,
+    # so the answers made below (guards, 503s) get it too.
+    "config.middleware.NoStoreMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
