@@ -19,6 +19,8 @@ import logging
 import re
 from datetime import UTC, datetime
 
+from gunicorn.glogging import Logger as GunicornLogger
+
 REDACTED = "<redacted>"
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is kept.
@@ -139,13 +141,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(redact_value(entry))
 
 
-try:
-    from gunicorn.glogging import Logger as _GunicornLogger
-except ImportError:  # pragma: no cover - gunicorn is only in the production image
-    _GunicornLogger = object  # type: ignore[assignment,misc]
-
-
-class RedactingGunicornLogger(_GunicornLogger):  # type: ignore[misc,valid-type]
+class RedactingGunicornLogger(GunicornLogger):
     """gunicorn's logger whose access-log atoms (request line, path, query, Referer...) are
     redacted before the line is written, whatever the access-log format."""
 
