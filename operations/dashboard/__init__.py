@@ -78,7 +78,9 @@ TILES: tuple[TileSpec, ...] = (
         tile_last_sweep,
         "Last monitor sweep",
     ),
-    TileSpec("pool_availability", "demo_pool.view_presspass", tile_pool, "Demo pool availability"),
+    TileSpec(
+        "pool_availability", "demo_pool.view_pool_status", tile_pool, "Demo pool availability"
+    ),
     TileSpec("delivery_success", "delivery.view_delivery", tile_delivery, "Delivery success rate"),
     TileSpec(
         "licenses_expiring",

@@ -36,7 +36,7 @@ COMMON = {
 VISIBLE = {
     Role.SUPER_ADMIN: set(ALL),
     Role.CAMPAIGN_MANAGER: COMMON,
-    Role.SUPPORT_AGENT: COMMON | {"pool_availability", "delivery_success"},
+    Role.SUPPORT_AGENT: COMMON | {"delivery_success"},  # the pool status is not theirs
     Role.READ_ONLY: COMMON | {"pool_availability"},
 }
 # The admin's query budget for the whole index page as a Super Admin, dashboard included.
