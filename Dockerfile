@@ -13,6 +13,7 @@ RUN useradd --create-home --uid 1000 brokerdesk \
     && DEBUG=false SECRET_KEY=build-only-collectstatic-key-not-secret-0123456789abcdef \
        ENCRYPTION_KEYS="build:$(python -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())')" \
        LICENSE_KEY_PEPPER=build-only-not-secret \
+       EMAIL_BACKEND=django.core.mail.backends.dummy.EmailBackend \
        LICENSE_SIGNING_KEY="$(python -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())')" \
        python manage.py collectstatic --noinput --verbosity 0 \
     && chown -R brokerdesk /app/var /tmp/prometheus

@@ -22,7 +22,8 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-## run: set up and run web, worker and beat on the embedded defaults (Ctrl-C stops all)
+## run: set up and run web (gunicorn, 2 workers x 4 threads), worker and beat on the embedded
+## defaults (Ctrl-C stops all); static files are served by the app (WhiteNoise)
 run: install
 	$(BIN)/python manage.py bootstrap
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0

@@ -1,12 +1,17 @@
 """One place where errors become HTTP answers: `{"detail": "...", "code": "..."}`.
 
 Domain errors carry their own status and code; a fault of an outside server is the outside's
-(502/503 with a code), never a 500; DRF's own errors keep their shape and gain a `code`.
+(502/503 with a code), never a 500; DRF's own errors keep their shape and gain a `code`. A
+database that refuses connections (or drops one mid-request) is a 503 `database_unavailable`
+with `Retry-After` on every path, API or not, DEBUG on or off: never the debug page.
 """
 
 import logging
+import sys
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.signals import got_request_exception
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -18,8 +23,81 @@ from gateways.errors import GatewayError, TransientGatewayError
 
 logger = logging.getLogger(__name__)
 
+# What a database that is down, full ("too many clients") or restarting raises, wrapped by
+# Django whatever the driver; also SQLite's "database is locked" past its timeout. SQLite
+# files its schema mistakes under OperationalError too: those are bugs, left to be 500s.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+_SQLITE_SCHEMA_ERRORS = ("no such table", "no such column", "syntax error")
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def is_database_unavailable(exc: BaseException | None) -> bool:
+    """Is this the database not answering (worth retrying), rather than a bug?"""
+    if not isinstance(exc, DATABASE_ERRORS):
+        return False
+    message = str(exc)
+    return not any(marker in message for marker in _SQLITE_SCHEMA_ERRORS)
+
+
+def _database_unavailable(exc: BaseException) -> dict:
+    logger.warning("database unavailable", extra={"error": f"{type(exc).__name__}: {exc}"})
+    return {
+        "detail": "The database did not answer; try again shortly.",
+        "code": "database_unavailable",
+    }
+
+
+def database_unavailable_response(exc: BaseException) -> JsonResponse:
+    response = JsonResponse(_database_unavailable(exc), status=503)
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """503 `database_unavailable` instead of a 500 (or the debug page) for a database error.
+
+    A view's error arrives in `process_exception`. One raised by a middleware never reaches
+    it (Django turns it into a 500 on the spot), so the `got_request_exception` receiver below
+    marks the request and the 500 is replaced on its way out; placed near the top of
+    MIDDLEWARE, this sees the answer of every middleware under it.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        exc = getattr(request, "_database_error", None)
+        if exc is None or response.status_code != 500:
+            return response
+        replaced = database_unavailable_response(exc)
+        for header, value in response.headers.items():  # keep what inner middleware set
+            if header.lower() not in {"content-type", "content-length", "retry-after"}:
+                replaced.headers.setdefault(header, value)
+        return replaced
+
+    def process_exception(self, request, exception):
+        if is_database_unavailable(exception):
+            return database_unavailable_response(exception)
+        return None
+
+
+def _mark_database_error(sender, request=None, **kwargs):
+    exc = sys.exc_info()[1]
+    if request is not None and is_database_unavailable(exc):
+        request._database_error = exc
+
+
+got_request_exception.connect(_mark_database_error, dispatch_uid="config.database_unavailable")
+
 
 def exception_handler(exc, context):
+    if is_database_unavailable(exc):
+        return Response(
+            _database_unavailable(exc),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, ApplicationError):
         response = Response(
             {"detail": exc.detail, "code": exc.code, **exc.extra}, status=exc.status_code

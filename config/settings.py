@@ -62,6 +62,8 @@ MIDDLEWARE = [
     # Cache-Control: no-store on every /api/ and /d/ answer (keys, links, tokens): outermost,
     # so the answers made below (guards, 503s) get it too.
     "config.middleware.NoStoreMiddleware",
+    # A database error anywhere below is a 503 `database_unavailable`, never a 500.
+    "config.exceptions.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -226,12 +228,31 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 # --- Email ------------------------------------------------------------------------------------
 
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
-EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+# Emails carry one-time links: on the console they land in the worker's log. So the console is
+# only the DEBUG default; with DEBUG off, EMAIL_HOST means SMTP, and a console, locmem or dummy
+# backend only when EMAIL_BACKEND names it (`doctor` warns about it).
+_SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+_email_host = env.str("EMAIL_HOST", default="")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="")
+if not EMAIL_BACKEND:
+    if _email_host:
+        EMAIL_BACKEND = _SMTP_BACKEND
+    elif DEBUG:
+        EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    else:
+        raise ImproperlyConfigured(
+            "EMAIL_HOST must be set when DEBUG is off (the SMTP server one-time links are sent "
+            "through; with EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS or "
+            "EMAIL_USE_SSL), or EMAIL_BACKEND naming a backend explicitly: see .env.example."
+        )
+EMAIL_HOST = _email_host or "localhost"
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
-EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)  # STARTTLS, usually port 587
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)  # implicit TLS, usually port 465
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: set one.")
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT_SECONDS", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Brokerdesk <no-reply@localhost>")
 

@@ -106,6 +106,7 @@ PRODUCTION_KEYS = {
     "ENCRYPTION_KEYS": "k2:" + base64.b64encode(os.urandom(32)).decode(),
     "LICENSE_KEY_PEPPER": base64.b64encode(os.urandom(32)).decode(),
     "LICENSE_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
+    "EMAIL_HOST": "smtp.example.com",  # production sends through SMTP (tests/test_email_backend.py)
 }
 
 

@@ -30,6 +30,7 @@ PRODUCTION = {
     "ENCRYPTION_KEYS": "k9:" + base64.b64encode(os.urandom(32)).decode(),
     "LICENSE_KEY_PEPPER": base64.b64encode(os.urandom(32)).decode(),
     "LICENSE_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
+    "EMAIL_HOST": "smtp.example.com",  # production sends through SMTP (tests/test_email_backend.py)
 }
 # What a production process answers on a probe over HTTPS, and the settings behind cookies.
 PROBE = """

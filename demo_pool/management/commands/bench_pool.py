@@ -227,6 +227,8 @@ def _process_env(gateway: str | None) -> dict:
         # Not used here; production refuses to start without one.
         "LICENSE_SIGNING_KEY": settings.LICENSE_SIGNING_KEY
         or base64.b64encode(os.urandom(32)).decode(),
+        # Production refuses to start without a real email backend; nothing here sends one.
+        "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
     }
     if gateway:
         env["DEMO_GATEWAY"] = gateway
