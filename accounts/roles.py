@@ -34,6 +34,8 @@ API_AREAS: dict[str, frozenset[str]] = {
     "bonuses.read": _ALL_STAFF,
     "bonuses.assign": frozenset({_SA, Role.SUPPORT_AGENT}),
     "bonuses.manage": frozenset({_SA}),
+    # API.md: manual credit above a role's limit waits "until a different Super Admin approves"
+    "bonuses.approve": frozenset({_SA}),
     "mt5.read": _ALL_STAFF,
     "monitoring.read": _ALL_STAFF,
     "monitoring.write": frozenset({_SA}),

@@ -1,5 +1,6 @@
 """Staff screens of the bonus engine: the Bonus monitor (read-only, with a Super Admin's cancel
-and force-convert actions), the credit ledger, and the pages of `bonuses.admin_views`
+and force-convert actions), the approvals of manual credit above a limit (approve and reject
+for Super Admins who did not ask), the credit ledger, and the pages of `bonuses.admin_views`
 (manual assign, account lookup, reports). Every change goes through `bonuses.services`."""
 
 import json
@@ -17,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 from accounts.errors import ApplicationError
 from accounts.permissions import has_area
 from bonuses import admin_views, services
-from bonuses.models import Bonus, Conversion, CreditIntent
+from bonuses.models import Bonus, BonusApproval, Conversion, CreditIntent
 from bonuses.selectors import bonus_events
 from gateways.errors import GatewayError
 
@@ -293,6 +294,102 @@ class BonusAdmin(admin.ModelAdmin):
             "can_read_reports": has_area(request, "reports.read"),
         }
         return super().changelist_view(request, extra_context)
+
+
+@admin.register(BonusApproval)
+class BonusApprovalAdmin(admin.ModelAdmin):
+    """Manual assigns above their requester's limit. Read-only; approve and reject are
+    actions for holders of `bonuses.approve_bonusapproval` (Super Admins), and the service
+    refuses a requester deciding on their own request."""
+
+    list_display = (
+        "id",
+        "status",
+        "login",
+        "campaign",
+        "amount",
+        "requested_by",
+        "created_at",
+        "decided_by",
+        "decided_at",
+        "bonus_link",
+    )
+    list_filter = ("status", "campaign")
+    search_fields = ("=login", "=deal_id")
+    search_help_text = "An MT5 login or a deal id."
+    list_select_related = ("campaign", "requested_by", "decided_by")
+    date_hierarchy = "created_at"
+    actions = ["approve_selected", "reject_selected"]
+    readonly_fields = (
+        "status",
+        "login",
+        "campaign",
+        "amount",
+        "deposit_amount",
+        "deal_id",
+        "override_eligibility",
+        "reason",
+        "limit_reason",
+        "requested_by",
+        "created_at",
+        "decided_by",
+        "decided_at",
+        "decision_reason",
+        "failure_code",
+        "failure_detail",
+        "bonus_link",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # requests come from the assign page and the API
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("bonuses.approve_bonusapproval")
+
+    @admin.display(description="bonus", ordering="bonus_id")
+    def bonus_link(self, approval: BonusApproval) -> str:
+        if approval.bonus_id is None:
+            return "-"
+        url = reverse("admin:bonuses_bonus_change", args=[approval.bonus_id])
+        return format_html('<a href="{}">#{}</a>', url, approval.bonus_id)
+
+    @admin.action(description="Approve and grant selected requests", permissions=["approve"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._decide(request, queryset, "approved", services.bonus_approval_approve)
+
+    @admin.action(description="Reject selected requests", permissions=["approve"])
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._decide(request, queryset, "rejected", services.bonus_approval_reject)
+
+    def _decide(self, request: HttpRequest, queryset: QuerySet, verb: str, decide) -> None:
+        for approval in queryset.select_related("campaign").order_by("pk"):
+            try:
+                done = decide(approval=approval, actor=request.user, reason=f"{verb} in the admin")
+            except ApplicationError as exc:
+                self.message_user(
+                    request, f"Request #{approval.pk}: not {verb}: {exc.detail}", messages.ERROR
+                )
+            except GatewayError as exc:
+                self.message_user(
+                    request,
+                    f"Request #{approval.pk}: the MT5 server did not answer ({exc}); try again.",
+                    messages.ERROR,
+                )
+            else:
+                granted = f", bonus #{done.bonus_id}" if done.bonus_id else ""
+                self.message_user(
+                    request,
+                    f"Request #{approval.pk} {verb} ({done.get_status_display().lower()}"
+                    f"{granted}).",
+                    messages.SUCCESS,
+                )
 
 
 @admin.register(CreditIntent)

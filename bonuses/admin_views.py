@@ -15,11 +15,12 @@ from django.urls import reverse
 from accounts.errors import ApplicationError
 from accounts.permissions import has_area
 from bonuses import services
-from bonuses.models import Bonus
+from bonuses.models import Bonus, BonusApproval
 from bonuses.reports import REPORTS, ReportFilters, report_rows
 from bonuses.resources import FORMATS, report_export
 from bonuses.selectors import account_lookup
 from campaigns.models import Campaign
+from core.money import MoneyFormField, StrictIntegerFormField
 from gateways.errors import GatewayError
 
 MAX_BIGINT = 2**63 - 1
@@ -45,18 +46,25 @@ def _context(model_admin, request: HttpRequest, title: str, **extra) -> dict:
 
 
 class AssignForm(forms.Form):
-    login = forms.IntegerField(label="MT5 login", min_value=1, max_value=MAX_BIGINT)
+    login = StrictIntegerFormField(label="MT5 login", min_value=1, max_value=MAX_BIGINT)
     campaign = forms.ModelChoiceField(
         queryset=Campaign.objects.exclude(status=Campaign.Status.ARCHIVED).order_by("name"),
         help_text="Only an active campaign inside its dates can grant.",
     )
-    deposit_amount = forms.DecimalField(
+    deal_id = StrictIntegerFormField(
+        label="Deposit deal",
+        min_value=1,
+        max_value=MAX_BIGINT,
+        required=False,
+        help_text="The MT5 deal (ticket) of the deposit the bonus is a percentage of: it is "
+        "read from the server (not needed for registration campaigns).",
+    )
+    deposit_amount = MoneyFormField(
         max_digits=14,
         decimal_places=2,
         min_value=Decimal("0.01"),
         required=False,
-        help_text="The deposit the bonus is a percentage of (not needed for registration "
-        "campaigns).",
+        help_text="Optional: the deposit's amount, checked against the deal.",
     )
     reason = forms.CharField(
         max_length=500,
@@ -67,7 +75,10 @@ class AssignForm(forms.Form):
 
 
 def assign_view(model_admin, request: HttpRequest) -> HttpResponse:
-    """Check eligibility first; when only overridable rules fail, ask for confirmation."""
+    """Check eligibility first; when only overridable rules fail, ask for confirmation.
+
+    The grant goes through `services.bonus_assign`, with the API's bounds: the deposit is a
+    real deal, and credit above the user's limit waits for another Super Admin's approval."""
     require_area(request, "bonuses.assign")
     form = AssignForm(request.POST or None)
     page = {"form": form, "blocking": [], "failures": []}
@@ -75,20 +86,17 @@ def assign_view(model_admin, request: HttpRequest) -> HttpResponse:
         fields = form.cleaned_data
         override = request.POST.get("override") == "1"
         try:
+            deposit = _deposit_of(fields)
             if override:
                 if not fields["reason"].strip():
                     form.add_error("reason", "Say why the failed rules are overridden.")
                     page["failures"] = services.check_eligibility_all(
-                        login=fields["login"],
-                        campaign=fields["campaign"],
-                        deposit_amount=fields["deposit_amount"],
+                        login=fields["login"], campaign=fields["campaign"], deposit_amount=deposit
                     )
                     return _confirm_page(model_admin, request, form, page["failures"])
                 return _assign(model_admin, request, fields, override=True)
             failures = services.check_eligibility_all(
-                login=fields["login"],
-                campaign=fields["campaign"],
-                deposit_amount=fields["deposit_amount"],
+                login=fields["login"], campaign=fields["campaign"], deposit_amount=deposit
             )
             if not failures:
                 return _assign(model_admin, request, fields, override=False)
@@ -131,21 +139,45 @@ def _confirm_page(model_admin, request, form, failures) -> TemplateResponse:
             "Override failed rules?",
             form=form,
             failures=failures,
-            hidden_fields=[form[name] for name in ("login", "campaign", "deposit_amount")],
+            hidden_fields=[
+                form[name] for name in ("login", "campaign", "deal_id", "deposit_amount")
+            ],
         ),
     )
 
 
+def _deposit_of(fields) -> Decimal | None:
+    """The deposit the eligibility check should see: the deal's amount, read from MT5."""
+    if fields["deal_id"] is None:
+        if fields["deposit_amount"] is not None:
+            raise ApplicationError(
+                "A deposit amount must come with the deposit's MT5 deal.", code="deal_required"
+            )
+        return None
+    deal = services.deposit_deal_verify(
+        login=fields["login"], deal_id=fields["deal_id"], amount=fields["deposit_amount"]
+    )
+    return deal.profit
+
+
 def _assign(model_admin, request, fields, *, override: bool) -> HttpResponse:
-    bonus = services.bonus_assign(
+    outcome = services.bonus_assign(
         login=fields["login"],
         campaign=fields["campaign"],
         deposit_amount=fields["deposit_amount"],
+        deal_id=fields["deal_id"],
         override_eligibility=override,
         reason=fields["reason"].strip(),
         actor=request.user,
-        trigger="manual",
     )
+    if isinstance(outcome, BonusApproval):
+        messages.warning(
+            request,
+            f"Not granted yet: {outcome.limit_reason} Request #{outcome.pk} of {outcome.amount} "
+            f"for {outcome.login} waits for the approval of another Super Admin.",
+        )
+        return redirect(reverse("admin:bonuses_bonusapproval_change", args=[outcome.pk]))
+    bonus = outcome
     overridden = " (failed rules overridden)" if override else ""
     level = messages.SUCCESS if bonus.status == Bonus.Status.ACTIVE else messages.WARNING
     messages.add_message(

@@ -22,7 +22,11 @@ def _on_account_event(sender, event, **kwargs) -> None:
     kind = event.kind
     if kind == "deposit":
         services.trigger_deposit(
-            login=event.login, amount=event.amount, deal_id=event.ticket, source="monitor"
+            login=event.login,
+            amount=event.amount,
+            deal_id=event.ticket,
+            source="monitor",
+            deal_from_server=True,  # the monitor read this deal from MT5 itself
         )
     elif kind == "withdrawal":
         services.withdrawal_apply(
@@ -41,7 +45,7 @@ def _on_account_event(sender, event, **kwargs) -> None:
             closed_at=event.occurred_at,
         )
     elif kind == "registration":
-        services.trigger_registration(login=event.login)
+        services.trigger_registration(login=event.login, account_from_server=True)
 
 
 def _own_comments(sender, comments, **kwargs) -> set[str]:

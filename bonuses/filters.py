@@ -1,4 +1,4 @@
-"""Query filters of the bonus API: the bonus list and the audit trail."""
+"""Query filters of the bonus API: the bonus list, the approvals and the audit trail."""
 
 import django_filters
 from django import forms
@@ -7,7 +7,7 @@ from django.db.models.functions import Cast
 
 from accounts.api.filters import UTCDateTimeFilter
 from accounts.models import AuditEvent
-from bonuses.models import Bonus
+from bonuses.models import Bonus, BonusApproval
 from campaigns.models import Campaign
 
 BONUS_OBJECT_TYPE = Bonus._meta.label_lower  # "bonuses.bonus", as audit_record(obj=bonus) writes
@@ -26,6 +26,18 @@ class IdFilter(django_filters.NumberFilter):
         kwargs.setdefault("min_value", 1)
         kwargs.setdefault("max_value", MAX_BIGINT)
         super().__init__(*args, **kwargs)
+
+
+class BonusApprovalFilter(django_filters.FilterSet):
+    """`?status, campaign, login`."""
+
+    status = django_filters.ChoiceFilter(choices=BonusApproval.Status.choices)
+    campaign = IdFilter(field_name="campaign_id")
+    login = IdFilter(field_name="login")
+
+    class Meta:
+        model = BonusApproval
+        fields = ["status", "campaign", "login"]
 
 
 class BonusFilter(django_filters.FilterSet):

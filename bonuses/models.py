@@ -63,11 +63,13 @@ class Bonus(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "bonuses"
         constraints = [
-            # One bonus per campaign per deposit deal: the same deal seen twice grants once.
+            # One bonus per campaign per deposit deal: the same deal seen twice (or assigned
+            # by hand after the engine used it) grants once. A failed bonus gave nothing, so
+            # its deal may be used again.
             models.UniqueConstraint(
                 fields=["campaign", "login", "deposit_deal_id"],
-                condition=Q(deposit_deal_id__isnull=False),
-                name="bonus_once_per_campaign_deposit",
+                condition=Q(deposit_deal_id__isnull=False) & ~Q(status="failed"),
+                name="bonus_once_per_campaign_deal",
             ),
             models.CheckConstraint(
                 condition=Q(credit_remaining__gte=0), name="bonus_credit_not_negative"
@@ -220,3 +222,65 @@ class LeverageState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.login}: 1:{self.original_leverage} -> 1:{self.applied_leverage}"
+
+
+class BonusApproval(models.Model):
+    """A manual assign above its requester's limit, waiting for a second person (four eyes).
+
+    pending -> approved (the bonus was granted, `bonus`) | rejected | failed (approved, but the
+    grant was refused when it was re-run: the account or the campaign changed, the deal was
+    used meanwhile; `failure_code` says why). Decided by a Super Admin who is not the
+    requester, with one conditional UPDATE, so two decisions at once decide once.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending approval"
+        APPROVED = "approved", "Approved (granted)"
+        REJECTED = "rejected", "Rejected"
+        FAILED = "failed", "Approved, but the grant was refused"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    login = models.BigIntegerField(db_index=True)
+    campaign = models.ForeignKey(
+        "campaigns.Campaign", on_delete=models.PROTECT, related_name="bonus_approvals"
+    )
+    deposit_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    deal_id = models.BigIntegerField(null=True, blank=True)
+    override_eligibility = models.BooleanField(default=False)
+    reason = models.TextField(blank=True)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    limit_reason = models.CharField(max_length=200, help_text="Which limit the amount exceeds.")
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    failure_code = models.CharField(max_length=64, blank=True)
+    failure_detail = models.TextField(blank=True)
+    bonus = models.OneToOneField(
+        Bonus, null=True, blank=True, on_delete=models.PROTECT, related_name="approval"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("approve_bonusapproval", "Can approve or reject a bonus approval")]
+        constraints = [
+            # One open request per campaign and deposit deal.
+            models.UniqueConstraint(
+                fields=["campaign", "login", "deal_id"],
+                condition=Q(deal_id__isnull=False, status="pending"),
+                name="bonus_approval_pending_once_per_deal",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="bonus_approval_amount_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Approval #{self.pk}: {self.amount} on {self.login} ({self.status})"

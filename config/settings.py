@@ -7,6 +7,7 @@ so ``make run`` works on a bare machine. ``.env.example`` lists every variable.
 
 import ipaddress
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import environ
@@ -460,6 +461,37 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expire_seconds": 3600},
     },
 }
+
+# --- Bonuses: manual credit (docs/bonuses.md "Manual assign: bounded") ------------------------
+
+
+def _money_env(name: str, default: str) -> Decimal:
+    raw = env.str(name, default=default)
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or value < 0:
+        raise ImproperlyConfigured(f"{name} must be a non-negative amount like 1000.00")
+    return value
+
+
+# What one person may grant by hand alone, per bonus and per UTC day, by role (the most
+# generous of a user's roles; a role not listed: nothing). Above it the assign waits (202) for
+# a Super Admin who is not the requester.
+BONUS_MANUAL_LIMITS = {
+    "Support Agent": {
+        "per_bonus": _money_env("BONUS_MANUAL_LIMIT_SUPPORT_PER_BONUS", "1000.00"),
+        "per_day": _money_env("BONUS_MANUAL_LIMIT_SUPPORT_PER_DAY", "10000.00"),
+    },
+    "Super Admin": {
+        "per_bonus": _money_env("BONUS_MANUAL_LIMIT_SUPER_ADMIN_PER_BONUS", "10000.00"),
+        "per_day": _money_env("BONUS_MANUAL_LIMIT_SUPER_ADMIN_PER_DAY", "100000.00"),
+    },
+}
+# A deposit trigger (or promo code) with an amount and no deal_id is matched to a real
+# deposit of that amount on the account made within this many days.
+BONUS_DEPOSIT_MATCH_DAYS = env.int("BONUS_DEPOSIT_MATCH_DAYS", default=7)
 
 # --- Trading sessions (docs/trading.md) ------------------------------------------------------
 # A signal older than this when it arrives is recorded as stale and trades nothing.

@@ -3,11 +3,12 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from bonuses.models import Bonus
+from bonuses.models import Bonus, BonusApproval
 from bonuses.reports import REPORTS
 from bonuses.resources import FORMATS
 from bonuses.selectors import BONUS_OBJECT_TYPE, CAMPAIGN_OBJECT_TYPE, bonus_events
 from campaigns.models import Campaign
+from core.money import MoneyField, StrictIntegerField, parse_int
 
 # Bounds of the columns these values land in: anything outside is bad input (400), not a 500.
 MAX_BIGINT = 2**63 - 1
@@ -16,12 +17,12 @@ MONEY = {"max_digits": 14, "decimal_places": 2}
 
 
 def login_field(**kwargs) -> serializers.IntegerField:
-    return serializers.IntegerField(min_value=1, max_value=MAX_BIGINT, **kwargs)
+    return StrictIntegerField(min_value=1, max_value=MAX_BIGINT, **kwargs)
 
 
 def amount_field(**kwargs) -> serializers.DecimalField:
     """Money in: up to two decimals, more than zero."""
-    return serializers.DecimalField(**MONEY, min_value=Decimal("0.01"), **kwargs)
+    return MoneyField(**MONEY, min_value=Decimal("0.01"), **kwargs)
 
 
 class CampaignIdField(serializers.PrimaryKeyRelatedField):
@@ -35,6 +36,13 @@ class CampaignIdField(serializers.PrimaryKeyRelatedField):
 
     def __init__(self, **kwargs):
         super().__init__(queryset=Campaign.objects.all(), source="campaign", **kwargs)
+
+    def to_internal_value(self, data):
+        try:  # strictly digits: int() alone takes "1_2" and full-width digits
+            parse_int(data)
+        except ValueError:
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)
 
 
 # --- Errors (for the schema) ----------------------------------------------------------------
@@ -129,8 +137,65 @@ class EligibilityOutputSerializer(serializers.Serializer):
     failures = EligibilityFailureSerializer(many=True)
 
 
+def deal_id_field(**kwargs) -> serializers.IntegerField:
+    """An MT5 deal ticket (a deposit's), looked up on the server."""
+    return StrictIntegerField(
+        min_value=1, max_value=MAX_BIGINT, required=False, allow_null=True, default=None, **kwargs
+    )
+
+
 class AssignInputSerializer(EligibilityInputSerializer):
+    deal_id = deal_id_field(
+        help_text="The deposit's MT5 deal: required with deposit_amount; the bonus is a "
+        "percentage of that deal's amount."
+    )
     override_eligibility = serializers.BooleanField(default=False)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class ApprovalPendingSerializer(serializers.Serializer):
+    """202 of an assign above the caller's limit."""
+
+    approval_id = serializers.IntegerField()
+    status = serializers.CharField()
+    amount = serializers.DecimalField(**MONEY)
+    limit_reason = serializers.CharField()
+
+
+class BonusApprovalSerializer(serializers.ModelSerializer):
+    campaign_id = serializers.IntegerField(read_only=True)
+    requested_by = serializers.CharField(source="requested_by.email", read_only=True)
+    decided_by = serializers.CharField(
+        source="decided_by.email", read_only=True, default=None, allow_null=True
+    )
+    bonus = BonusSerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = BonusApproval
+        fields = [
+            "id",
+            "status",
+            "login",
+            "campaign_id",
+            "amount",
+            "deposit_amount",
+            "deal_id",
+            "override_eligibility",
+            "reason",
+            "limit_reason",
+            "requested_by",
+            "decided_by",
+            "decided_at",
+            "decision_reason",
+            "failure_code",
+            "failure_detail",
+            "bonus",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class DecisionInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
@@ -140,7 +205,7 @@ class CancelInputSerializer(serializers.Serializer):
 
 
 class OverrideLeverageInputSerializer(serializers.Serializer):
-    leverage = serializers.IntegerField(min_value=1, max_value=MAX_POSITIVE_INT)
+    leverage = StrictIntegerField(min_value=1, max_value=MAX_POSITIVE_INT)
 
 
 # --- Triggers -------------------------------------------------------------------------------
@@ -149,8 +214,9 @@ class OverrideLeverageInputSerializer(serializers.Serializer):
 class DepositTriggerInputSerializer(serializers.Serializer):
     login = login_field()
     amount = amount_field()
-    deal_id = serializers.IntegerField(
-        min_value=1, max_value=MAX_BIGINT, required=False, allow_null=True, default=None
+    deal_id = deal_id_field(
+        help_text="The deposit's MT5 deal, checked on the server; without it the amount must "
+        "match a recent deposit on the account."
     )
 
 
@@ -162,6 +228,7 @@ class PromoCodeTriggerInputSerializer(serializers.Serializer):
     login = login_field()
     code = serializers.CharField(max_length=64)
     deposit_amount = amount_field(required=False, allow_null=True, default=None)
+    deal_id = deal_id_field(help_text="The deposit's MT5 deal, checked on the server.")
 
 
 # --- Reports --------------------------------------------------------------------------------
@@ -170,7 +237,7 @@ class PromoCodeTriggerInputSerializer(serializers.Serializer):
 class ReportQuerySerializer(serializers.Serializer):
     """`?campaign, login, since, until` (since inclusive, until exclusive)."""
 
-    campaign = serializers.IntegerField(min_value=1, max_value=MAX_BIGINT, required=False)
+    campaign = StrictIntegerField(min_value=1, max_value=MAX_BIGINT, required=False)
     login = login_field(required=False)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)

@@ -5,6 +5,7 @@ from . import views
 
 router = SimpleRouter()
 router.register("bonuses", views.BonusViewSet, basename="bonus")
+router.register("bonus-approvals", views.BonusApprovalViewSet, basename="bonus-approval")
 router.register("triggers", views.TriggerViewSet, basename="trigger")
 router.register("reports", views.ReportViewSet, basename="report")
 router.register("audit", views.AuditEventViewSet, basename="audit")

@@ -11,8 +11,8 @@ from accounts.errors import ApplicationError, NotFoundError
 from accounts.models import ApiKey
 from accounts.permissions import area_permission
 from bonuses import services
-from bonuses.filters import AuditEventFilter, BonusFilter
-from bonuses.models import Bonus
+from bonuses.filters import AuditEventFilter, BonusApprovalFilter, BonusFilter
+from bonuses.models import Bonus, BonusApproval
 from bonuses.reports import REPORTS, ReportFilters, report_rows
 from bonuses.resources import FORMATS, report_export
 from bonuses.selectors import (
@@ -25,14 +25,17 @@ from bonuses.selectors import (
 
 from .serializers import (
     AccountLookupSerializer,
+    ApprovalPendingSerializer,
     AssignInputSerializer,
     AuditEventSerializer,
+    BonusApprovalSerializer,
     BonusDetailSerializer,
     BonusListOutputSerializer,
     BonusSerializer,
     CancelInputSerializer,
     CancellationRowSerializer,
     ConversionRowSerializer,
+    DecisionInputSerializer,
     DepositTriggerInputSerializer,
     EligibilityInputSerializer,
     EligibilityOutputSerializer,
@@ -49,6 +52,10 @@ from .serializers import (
 
 ERROR_404 = OpenApiResponse(ErrorSerializer, description="Not found.")
 ERROR_409 = OpenApiResponse(ErrorSerializer, description="The bonus's state or type forbids it.")
+DEAL_ERRORS = (
+    "The deposit is not a real deal on the account: `deal_required` (an amount without its "
+    "deal), `deal_not_found`, `deal_not_deposit`, `deposit_mismatch`; or `bonus_amount_zero`."
+)
 
 
 def with_key_reason(request, reason: str = "") -> str:
@@ -107,28 +114,47 @@ class BonusViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         request=AssignInputSerializer,
         responses={
             201: BonusSerializer,
+            202: OpenApiResponse(
+                ApprovalPendingSerializer,
+                description="Above the caller's limit: nothing granted yet; a different Super "
+                "Admin approves (`bonus-approvals/{id}/approve/`).",
+            ),
+            400: OpenApiResponse(ErrorSerializer, description=DEAL_ERRORS),
             409: OpenApiResponse(
                 IneligibleErrorSerializer,
                 description="Ineligible (code `ineligible`), with every failure; with "
-                "`override_eligibility` only the non-overridable ones refuse.",
+                "`override_eligibility` only the non-overridable ones refuse. Or "
+                "`deal_already_used`: the deal gave this campaign's bonus already.",
             ),
         },
+        description="A manual grant, bounded: a deposit is a real MT5 balance deal (`deal_id`) "
+        "and credit above the caller's role limit waits for a second person.",
     )
     @action(detail=False, methods=["post"])
     def assign(self, request):
         data = AssignInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
-        bonus = services.bonus_assign(
+        outcome = services.bonus_assign(
             login=fields["login"],
             campaign=fields["campaign"],
             deposit_amount=fields["deposit_amount"],
+            deal_id=fields["deal_id"],
             override_eligibility=fields["override_eligibility"],
             reason=with_key_reason(request, fields["reason"]),
             actor=request.user,
-            trigger="manual",
         )
-        return Response(BonusSerializer(bonus).data, status=status.HTTP_201_CREATED)
+        if isinstance(outcome, BonusApproval):
+            pending = {
+                "approval_id": outcome.pk,
+                "status": outcome.status,
+                "amount": outcome.amount,
+                "limit_reason": outcome.limit_reason,
+            }
+            return Response(
+                ApprovalPendingSerializer(pending).data, status=status.HTTP_202_ACCEPTED
+            )
+        return Response(BonusSerializer(outcome).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=CancelInputSerializer,
@@ -172,6 +198,83 @@ class BonusViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return Response(BonusSerializer(bonus).data)
 
 
+class BonusApprovalViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Manual assigns above their requester's limit; a different Super Admin decides."""
+
+    queryset = BonusApproval.objects.select_related("requested_by", "decided_by", "bonus__campaign")
+    serializer_class = BonusApprovalSerializer
+    filterset_class = BonusApprovalFilter
+    permission_by_action = {
+        "list": area_permission("bonuses.read"),
+        "retrieve": area_permission("bonuses.read"),
+        "approve": area_permission("bonuses.approve"),
+        "reject": area_permission("bonuses.approve"),
+    }
+
+    def get_permissions(self):
+        return [self.permission_by_action.get(self.action, area_permission("bonuses.approve"))()]
+
+    def get_object(self) -> BonusApproval:
+        try:
+            return super().get_object()
+        except Http404 as exc:
+            raise NotFoundError("No approval with this id.", code="approval_not_found") from exc
+
+    @extend_schema(
+        request=DecisionInputSerializer,
+        responses={
+            200: BonusApprovalSerializer,
+            400: OpenApiResponse(ErrorSerializer, description=DEAL_ERRORS),
+            403: OpenApiResponse(
+                ErrorSerializer, description="Not a Super Admin, or the requester (`same_person`)."
+            ),
+            404: ERROR_404,
+            409: OpenApiResponse(
+                IneligibleErrorSerializer,
+                description="Decided already (`already_decided`), or the grant re-run now "
+                "refuses (`ineligible`, `deal_already_used`): the approval is then `failed`.",
+            ),
+        },
+        description="Grants the bonus, re-checking eligibility and the deal now.",
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        approval = self.get_object()
+        data = DecisionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        approval = services.bonus_approval_approve(
+            approval=approval,
+            actor=request.user,
+            reason=with_key_reason(request, data.validated_data["reason"]),
+        )
+        return Response(BonusApprovalSerializer(approval).data)
+
+    @extend_schema(
+        request=DecisionInputSerializer,
+        responses={
+            200: BonusApprovalSerializer,
+            403: OpenApiResponse(
+                ErrorSerializer, description="Not a Super Admin, or the requester (`same_person`)."
+            ),
+            404: ERROR_404,
+            409: OpenApiResponse(ErrorSerializer, description="`already_decided`."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        approval = self.get_object()
+        data = DecisionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        approval = services.bonus_approval_reject(
+            approval=approval,
+            actor=request.user,
+            reason=with_key_reason(request, data.validated_data["reason"]),
+        )
+        return Response(BonusApprovalSerializer(approval).data)
+
+
 class TriggerViewSet(viewsets.GenericViewSet):
     """What integrations (and Super Admins) send when something happens to an account."""
 
@@ -180,8 +283,14 @@ class TriggerViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         request=DepositTriggerInputSerializer,
-        responses={200: BonusListOutputSerializer},
-        description="Grants every matching campaign's bonus; the same `deal_id` twice grants once.",
+        responses={
+            200: BonusListOutputSerializer,
+            400: OpenApiResponse(ErrorSerializer, description=DEAL_ERRORS),
+            404: OpenApiResponse(ErrorSerializer, description="`account_not_found` on MT5."),
+        },
+        description="Grants every matching campaign's bonus; the same `deal_id` twice grants "
+        "once. The deposit must be a real balance deal on the account: `deal_id` is checked "
+        "on MT5; without it the amount is matched to a recent deposit of that amount.",
     )
     @action(detail=False, methods=["post"])
     def deposit(self, request):
@@ -191,7 +300,11 @@ class TriggerViewSet(viewsets.GenericViewSet):
         return Response({"bonuses": BonusSerializer(bonuses, many=True).data})
 
     @extend_schema(
-        request=RegistrationTriggerInputSerializer, responses={200: BonusListOutputSerializer}
+        request=RegistrationTriggerInputSerializer,
+        responses={
+            200: BonusListOutputSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="`account_not_found` on MT5."),
+        },
     )
     @action(detail=False, methods=["post"])
     def registration(self, request):
@@ -204,8 +317,13 @@ class TriggerViewSet(viewsets.GenericViewSet):
         request=PromoCodeTriggerInputSerializer,
         responses={
             201: BonusSerializer,
-            400: OpenApiResponse(ErrorSerializer, description="Unknown or inactive code."),
-            409: OpenApiResponse(IneligibleErrorSerializer, description="Ineligible."),
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="Unknown or inactive code (`invalid_promo_code`), or " + DEAL_ERRORS,
+            ),
+            409: OpenApiResponse(
+                IneligibleErrorSerializer, description="Ineligible, or `deal_already_used`."
+            ),
         },
     )
     @action(detail=False, methods=["post"], url_path="promo-code")

@@ -14,15 +14,26 @@ from decimal import ROUND_UP, Decimal, InvalidOperation
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.errors import ApplicationError
-from bonuses.models import Bonus, CreditIntent, DepositSeen
+from accounts.errors import ApplicationError, ConflictError, NotFoundError
+from bonuses.models import Bonus, BonusApproval, CreditIntent, DepositSeen
 from campaigns.models import Campaign
 from gateways.mt5 import MT5Account
 
-from .common import CENT, ZERO, atomic_for, audit_bonus, cents_down, live_campaigns, logger
+from .common import (
+    CENT,
+    ZERO,
+    atomic_for,
+    audit_bonus,
+    cents_down,
+    live_campaigns,
+    lock_account,
+    logger,
+)
 from .common import read_account as _read_account
+from .deals import deal_check_unused, deposit_deal_match, deposit_deal_verify
 from .eligibility import IneligibleError, eligibility_failures, normalized_codes
 from .ledger import intent_add, new_operation, operation_execute
+from .limits import approval_request, manual_limit_excess, requester_lock
 
 TriggerType = Campaign.TriggerType
 
@@ -45,45 +56,65 @@ def bonus_assign(
     *,
     login: int,
     campaign: Campaign,
+    actor,
     deposit_amount: Decimal | None = None,
+    deal_id: int | None = None,
     override_eligibility: bool = False,
     reason: str = "",
-    actor=None,
-    trigger: str = "manual",
-) -> Bonus:
-    """Grant `campaign`'s bonus to `login`; with override, only non-overridable failures
-    block. Ineligible: `IneligibleError` (409) carrying every failure."""
-    if trigger not in Bonus.Trigger.values:
-        raise ApplicationError(f"Unknown trigger {trigger!r}.", code="invalid_trigger")
+) -> Bonus | BonusApproval:
+    """A staff member's manual grant, bounded by what really happened and by their role.
+
+    A deposit is a real deal (`deal_id`, read from MT5; a `deposit_amount` must equal it:
+    without a deal 400 `deal_required`), not used for this campaign yet (409
+    `deal_already_used`). With override, only non-overridable failures block; ineligible:
+    `IneligibleError` (409). Credit above the actor's limit (`BONUS_MANUAL_LIMITS`) is not
+    granted but returned as a pending `BonusApproval` for another Super Admin.
+    """
+    if not getattr(actor, "pk", None):
+        raise ValueError("a manual grant needs the person who asks for it")
     deposit_amount = _money_or_none(deposit_amount)
-    account = _read_account(login)
-    operation = new_operation()
-    with atomic_for(login):
-        failures = eligibility_failures(
-            login=login, account=account, campaign=campaign, deposit_amount=deposit_amount
+    if deposit_amount is not None and deal_id is None:
+        raise ApplicationError(
+            "A deposit amount must come with the deposit's MT5 deal (deal_id).",
+            code="deal_required",
         )
-        blocking = [f for f in failures if not f.overridable] if override_eligibility else failures
-        if blocking:
-            detail = (
-                "Failures that cannot be overridden block this bonus."
-                if override_eligibility
-                else None
+    account = _read_account(login)
+    if deal_id is not None and account is not None:
+        deal = deposit_deal_verify(login=login, deal_id=deal_id, amount=deposit_amount)
+        deposit_amount = deal.profit
+    operation = new_operation()
+    with transaction.atomic():
+        requester_lock(user=actor)  # before the account's lock, always in this order
+        lock_account(login)
+        failures, amount = _checked_grant(
+            login=login,
+            account=account,
+            campaign=campaign,
+            deposit_amount=deposit_amount,
+            deal_id=deal_id,
+            override_eligibility=override_eligibility,
+        )
+        excess = manual_limit_excess(user=actor, amount=amount)
+        if excess is not None:
+            return approval_request(
+                user=actor,
+                login=login,
+                campaign=campaign,
+                amount=amount,
+                deposit_amount=deposit_amount,
+                deal_id=deal_id,
+                override_eligibility=override_eligibility,
+                reason=reason,
+                limit_reason=excess,
             )
-            raise IneligibleError(detail, failures=failures)
-        amount = bonus_amount(campaign=campaign, deposit_amount=deposit_amount)
-        if amount <= 0:
-            raise ApplicationError(
-                "The bonus amount is zero (no deposit amount, or nothing to grant).",
-                code="bonus_amount_zero",
-            )
-        bonus = _create_pending(
+        bonus = _create_once(
             account=account,
             login=login,
             campaign=campaign,
             amount=amount,
             deposit_amount=deposit_amount,
-            deal_id=None,
-            trigger=trigger,
+            deal_id=deal_id,
+            trigger=Bonus.Trigger.MANUAL,
             actor=actor,
             operation=operation,
             overridden=failures,
@@ -94,6 +125,41 @@ def bonus_assign(
     return bonus
 
 
+def approved_grant(
+    *, approval: BonusApproval, account: MT5Account | None, actor
+) -> tuple[Bonus, object]:
+    """The grant of an approved request, re-checked now (in the caller's transaction, under
+    the account's lock): the bonus and the operation to execute after the commit. The
+    amount is what the approver saw, or less if the campaign now gives less."""
+    failures, amount = _checked_grant(
+        login=approval.login,
+        account=account,
+        campaign=approval.campaign,
+        deposit_amount=approval.deposit_amount,
+        deal_id=approval.deal_id,
+        override_eligibility=approval.override_eligibility,
+        approval_id=approval.pk,
+    )
+    operation = new_operation()
+    reason = approval.reason or f"approval #{approval.pk}"
+    bonus = _create_once(
+        account=account,
+        login=approval.login,
+        campaign=approval.campaign,
+        amount=min(amount, approval.amount),
+        deposit_amount=approval.deposit_amount,
+        deal_id=approval.deal_id,
+        trigger=Bonus.Trigger.MANUAL,
+        actor=approval.requested_by,
+        operation=operation,
+        overridden=failures,
+        override_reason=reason,
+        audit_actor=actor,
+        audit_reason=f"approved request #{approval.pk}: {reason}",
+    )
+    return bonus, operation
+
+
 def trigger_deposit(
     *,
     login: int,
@@ -101,15 +167,26 @@ def trigger_deposit(
     deal_id: int | None = None,
     actor=None,
     source: str = "api",
+    deal_from_server: bool = False,
 ) -> list[Bonus]:
     """A deposit arrived: grant every matching campaign (auto_deposit, and agent-code
     campaigns whose codes match the Lead Source), within the rules.
 
-    Idempotent on `deal_id`: the deal is recorded first, and a deal seen again returns the
-    bonuses its first arrival granted. Without a deal id every call is a new deposit.
+    The deposit must be real: unless the caller read the deal from MT5 itself (the monitor,
+    `deal_from_server`), an unknown login is 404 `account_not_found`, a `deal_id` is checked
+    on the server (`deposit_deal_verify`), and an amount without one is matched to a real
+    deposit of that amount (`deposit_deal_match`). Idempotent on the deal: it is recorded
+    first, and a deal seen again returns the bonuses its first arrival granted.
     """
     amount = _positive_money(amount)
     account = _read_account(login)
+    if not deal_from_server:
+        if account is None:
+            raise NotFoundError(f"MT5 account {login} does not exist.", code="account_not_found")
+        if deal_id is None:
+            deal_id = deposit_deal_match(login=login, amount=amount).ticket
+        else:
+            deposit_deal_verify(login=login, deal_id=deal_id, amount=amount)
     granted: list[tuple[Bonus, object]] = []
     with atomic_for(login):
         if deal_id is not None and not _first_sight(login, deal_id, amount, source):
@@ -134,10 +211,15 @@ def trigger_deposit(
     return _execute_grants(granted)
 
 
-def trigger_registration(*, login: int, actor=None) -> list[Bonus]:
+def trigger_registration(
+    *, login: int, actor=None, account_from_server: bool = False
+) -> list[Bonus]:
     """A new account: grant every live registration campaign's fixed amount, at most once
-    per campaign and account (whatever one_per_account says)."""
+    per campaign and account (whatever one_per_account says). Unless the caller saw the
+    account on MT5 itself (the monitor), an unknown login is 404 `account_not_found`."""
     account = _read_account(login)
+    if account is None and not account_from_server:
+        raise NotFoundError(f"MT5 account {login} does not exist.", code="account_not_found")
     granted: list[tuple[Bonus, object]] = []
     with atomic_for(login):
         for campaign in live_campaigns([TriggerType.REGISTRATION]):
@@ -165,10 +247,17 @@ def trigger_registration(*, login: int, actor=None) -> list[Bonus]:
 
 
 def trigger_promo_code(
-    *, login: int, code: str, deposit_amount: Decimal | None = None, actor=None
+    *,
+    login: int,
+    code: str,
+    deposit_amount: Decimal | None = None,
+    deal_id: int | None = None,
+    actor=None,
 ) -> Bonus:
     """Redeem a promo code (case-insensitive). Unknown or not-active code: 400
-    `invalid_promo_code`; ineligible: 409 with every failure."""
+    `invalid_promo_code`; ineligible: 409 with every failure. A deposit is a real deal, as
+    for the deposit trigger: `deal_id` checked on MT5, or the amount matched to one; a deal
+    gives one bonus per campaign (409 `deal_already_used`)."""
     code = (code or "").strip()
     campaign = (
         Campaign.objects.filter(promo_code__iexact=code, status=Campaign.Status.ACTIVE).first()
@@ -177,16 +266,87 @@ def trigger_promo_code(
     )
     if campaign is None:
         raise ApplicationError("Unknown or inactive promo code.", code="invalid_promo_code")
-    return bonus_assign(
-        login=login,
-        campaign=campaign,
-        deposit_amount=deposit_amount,
-        actor=actor,
-        trigger=Bonus.Trigger.PROMO_CODE,
-    )
+    deposit_amount = _money_or_none(deposit_amount)
+    account = _read_account(login)
+    if account is not None and (deal_id is not None or deposit_amount is not None):
+        if deal_id is None:
+            deal = deposit_deal_match(login=login, amount=deposit_amount)
+        else:
+            deal = deposit_deal_verify(login=login, deal_id=deal_id, amount=deposit_amount)
+        deposit_amount, deal_id = deal.profit, deal.ticket
+    operation = new_operation()
+    with atomic_for(login):
+        _failures, amount = _checked_grant(
+            login=login,
+            account=account,
+            campaign=campaign,
+            deposit_amount=deposit_amount,
+            deal_id=deal_id,
+            override_eligibility=False,
+        )
+        bonus = _create_once(
+            account=account,
+            login=login,
+            campaign=campaign,
+            amount=amount,
+            deposit_amount=deposit_amount,
+            deal_id=deal_id,
+            trigger=Bonus.Trigger.PROMO_CODE,
+            actor=actor,
+            operation=operation,
+        )
+    operation_execute(operation)
+    bonus.refresh_from_db()
+    return bonus
 
 
 # --- Internals -------------------------------------------------------------------------------
+
+
+def _checked_grant(
+    *,
+    login,
+    account,
+    campaign,
+    deposit_amount,
+    deal_id,
+    override_eligibility: bool,
+    approval_id: int | None = None,
+) -> tuple[list, Decimal]:
+    """Eligibility, amount and deal checks of one grant, under the account's lock: the
+    failures waived by the override, and the amount."""
+    failures = eligibility_failures(
+        login=login, account=account, campaign=campaign, deposit_amount=deposit_amount
+    )
+    blocking = [f for f in failures if not f.overridable] if override_eligibility else failures
+    if blocking:
+        detail = (
+            "Failures that cannot be overridden block this bonus." if override_eligibility else None
+        )
+        raise IneligibleError(detail, failures=failures)
+    amount = bonus_amount(campaign=campaign, deposit_amount=deposit_amount)
+    if amount <= 0:
+        raise ApplicationError(
+            "The bonus amount is zero (no deposit amount, or nothing to grant).",
+            code="bonus_amount_zero",
+        )
+    if deal_id is not None:
+        deal_check_unused(
+            campaign_id=campaign.pk, login=login, deal_id=deal_id, approval_id=approval_id
+        )
+    return failures, amount
+
+
+def _create_once(**fields) -> Bonus:
+    """`_create_pending` in a savepoint: the unique deal constraint backs up the check."""
+    try:
+        with transaction.atomic():
+            return _create_pending(**fields)
+    except IntegrityError as exc:
+        raise ConflictError(
+            f"Deal {fields['deal_id']} already gave a bonus of this campaign.",
+            code="deal_already_used",
+        ) from exc
 
 
 def _first_sight(login: int, deal_id: int, amount: Decimal, source: str) -> bool:
@@ -236,6 +396,12 @@ def _grant_if_eligible(
     amount = bonus_amount(campaign=campaign, deposit_amount=deposit_amount)
     if amount <= 0:
         return None
+    if deal_id is not None:
+        used = Bonus.objects.filter(campaign=campaign, login=login, deposit_deal_id=deal_id)
+        if used.exclude(status=Bonus.Status.FAILED).exists():
+            # Assigned by hand from this deal before the engine saw it: it gave its bonus.
+            logger.info("campaign %s: deal %s on %s already used", campaign.pk, deal_id, login)
+            return None
     operation = new_operation()  # one per bonus: one stuck credit never holds up another
     bonus = _create_pending(
         account=account,
@@ -264,6 +430,8 @@ def _create_pending(
     operation,
     overridden=(),
     override_reason: str = "",
+    audit_actor=None,
+    audit_reason: str = "",
 ) -> Bonus:
     now = timezone.now()
     lots_required = None
@@ -302,9 +470,9 @@ def _create_pending(
         verb="granted",
         bonus=bonus,
         before=None,
-        actor=actor,
+        actor=audit_actor or actor,
         account=account,
-        reason=override_reason or f"trigger: {trigger}",
+        reason=audit_reason or override_reason or f"trigger: {trigger}",
         extra={"overridden_failures": overridden} if overridden else None,
     )
     return bonus

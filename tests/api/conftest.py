@@ -48,11 +48,13 @@ class World:
     login_a: int = 0  # holds `bonus_a`
     login_c: int = 0  # holds `bonus_c`
     login_free: int = 0  # an MT5 login with no bonus, for grants
+    deposit_free: int = 0  # login_free's deposit deal (1,000.00), for grants
     campaign: int = 0  # active, Type A, auto_deposit
     campaign_c: int = 0
     promo_code: str = ""
     bonus_a: int = 0
     bonus_c: int = 0
+    approval: int = 0  # a Support Agent's assign above its limit, pending
     license_account: str = ""
     license_key: str = ""
     suspended_account: str = ""  # its license is suspended
@@ -143,6 +145,11 @@ def _build() -> World:
         for _ in range(4)
     ]
     world.login, world.login_a, world.login_c, world.login_free = logins
+
+    def deposit_deal(login):  # an account's opening deposit: what a manual grant stands on
+        return next(d.ticket for d in mt5.get_deals(cursors={login: 0}) if d.action == "balance")
+
+    world.deposit_free = deposit_deal(world.login_free)
     for login in logins[:3]:
         monitor_register(login=login, actor=admin)
     common = {"percentage": Decimal("50"), "status": Campaign.Status.ACTIVE}
@@ -167,11 +174,15 @@ def _build() -> World:
         bonus = bonus_assign(
             login=login,
             campaign=campaign,
-            deposit_amount=Decimal("100.00"),
+            deal_id=deposit_deal(login),
             override_eligibility=True,
             actor=admin,
         )
         setattr(world, attr, bonus.pk)
+    big = mt5.add_account(balance=Decimal("5000.00"), leverage=500, group="real\\standard")
+    world.approval = bonus_assign(
+        login=big, campaign=type_a, deal_id=deposit_deal(big), actor=world.users["support_agent"]
+    ).pk
 
     # Licensing.
     world.license_account = "ACC-WORLD"
@@ -301,6 +312,9 @@ def path_values(world: World) -> dict[str, dict[str, object]]:
         "/api/v1/admin/users/{account_id}/extend-license/": {"account_id": world.license_account},
         "/api/v1/admin/users/{account_id}/suspend/": {"account_id": world.license_account},
         "/api/v1/licenses/{account_id}/file/": {"account_id": world.license_account},
+        "/api/v1/bonus-approvals/{id}/": {"id": world.approval},
+        "/api/v1/bonus-approvals/{id}/approve/": {"id": world.approval},
+        "/api/v1/bonus-approvals/{id}/reject/": {"id": world.approval},
         "/api/v1/bonuses/{id}/": {"id": world.bonus_a},
         "/api/v1/bonuses/{id}/cancel/": {"id": world.bonus_a},
         "/api/v1/bonuses/{id}/force-convert/": {"id": world.bonus_c},

@@ -2,6 +2,8 @@
 
 - `mt5`: the simulated MT5 server, also what `get_mt5_gateway()` returns during the test.
 - `account(**fields) -> int`: an account on that server (1,000.00 balance, 1:500 by default).
+- `deposit(login, amount) -> deal_id`: a client's deposit, a balance deal on that server;
+  `deposit_deal(login) -> deal_id`: the account's latest deposit deal (its opening balance).
 - `campaign_factory(**fields) -> Campaign`: an ACTIVE campaign written with the ORM.
 - `faulty_mt5`: the simulated server with faults on demand (`fail_next(...)`), installed as
   the gateway the engine uses.
@@ -163,3 +165,26 @@ def campaign_factory(db):
         return Campaign.objects.create(**fields)
 
     return make
+
+
+@pytest.fixture
+def deposit(db):
+    """`deposit(login, amount) -> deal_id`: a deposit posted on the simulated server, as a
+    client's payment would be (the engine only credits deposits the server really holds)."""
+
+    def post(login: int, amount) -> int:
+        return SimulatedMT5Gateway().post_balance(login, Decimal(str(amount)), comment="Deposit")
+
+    return post
+
+
+@pytest.fixture
+def deposit_deal(db):
+    """`deposit_deal(login) -> deal_id`: the account's latest deposit deal on the server."""
+    from gateways.models import SimulatedMT5Deal
+
+    def latest(login: int) -> int:
+        deals = SimulatedMT5Deal.objects.filter(account_id=login, action="balance", profit__gt=0)
+        return deals.latest("ticket").ticket
+
+    return latest

@@ -41,13 +41,20 @@ def staff(make_user):
 
 
 @pytest.fixture
-def granted(mt5, account, campaign_factory):
+def granted(mt5, account, campaign_factory, deposit_deal, make_user):
     """`granted(bonus_type) -> Bonus`: an active bonus granted by the engine on 1,000."""
+    admin = make_user(role=Role.SUPER_ADMIN)
 
     def make(bonus_type="A", **campaign_fields):
         login = account(balance="1000.00", leverage=500)
         campaign = campaign_factory(bonus_type=bonus_type, **campaign_fields)
-        return bonus_assign(login=login, campaign=campaign, deposit_amount=Decimal("1000.00"))
+        return bonus_assign(
+            login=login,
+            campaign=campaign,
+            deposit_amount=Decimal("1000.00"),
+            deal_id=deposit_deal(login),
+            actor=admin,
+        )
 
     return make
 
@@ -183,19 +190,26 @@ def test_there_is_no_add_page_for_bonuses(staff):
 
 
 @pytest.fixture
-def mismatched(mt5, account, campaign_factory):
-    login = account(group="real\\standard", country="Cyprus")
+def mismatched(mt5, account, campaign_factory, deposit_deal):
+    """An account failing two overridable rules, and its 100.00 deposit deal."""
+    login = account(group="real\\standard", country="Cyprus", balance="100.00")
     campaign = campaign_factory(
         name="Germany VIP", target_groups=["real\\vip"], target_countries=["Germany"]
     )
-    return login, campaign
+    return login, campaign, deposit_deal(login)
 
 
 def test_a_support_agent_confirms_overridable_failures_and_assigns(staff, mismatched):
-    login, campaign = mismatched
+    login, campaign, deal = mismatched
     client = staff(Role.SUPPORT_AGENT)
     assert client.get(ASSIGN).status_code == 200
-    form = {"login": login, "campaign": campaign.pk, "deposit_amount": "100.00", "reason": ""}
+    form = {
+        "login": login,
+        "campaign": campaign.pk,
+        "deal_id": deal,
+        "deposit_amount": "100.00",
+        "reason": "",
+    }
 
     confirm = client.post(ASSIGN, form)
     assert confirm.status_code == 200
@@ -219,23 +233,31 @@ def test_a_support_agent_confirms_overridable_failures_and_assigns(staff, mismat
     assert bonus.override_reason == "desk approved"
 
 
-def test_an_eligible_assign_needs_no_confirmation(staff, mt5, account, campaign_factory):
+def test_an_eligible_assign_needs_no_confirmation(
+    staff, mt5, account, campaign_factory, deposit_deal
+):
     login = account()
     campaign = campaign_factory(percentage="50")
     response = staff(Role.SUPER_ADMIN).post(
-        ASSIGN, {"login": login, "campaign": campaign.pk, "deposit_amount": "1000.00"}
+        ASSIGN,
+        {
+            "login": login,
+            "campaign": campaign.pk,
+            "deal_id": deposit_deal(login),
+            "deposit_amount": "1000.00",
+        },
     )
     assert response.status_code == 302
     assert Bonus.objects.get().amount == Decimal("500.00")
 
 
 def test_a_non_overridable_failure_blocks_with_no_override_button(
-    staff, mt5, account, campaign_factory
+    staff, mt5, account, campaign_factory, deposit_deal
 ):
     login = account(country="Cyprus")
     paused = campaign_factory(status="paused", target_countries=["Germany"])
     client = staff(Role.SUPPORT_AGENT)
-    form = {"login": login, "campaign": paused.pk, "deposit_amount": "100.00"}
+    form = {"login": login, "campaign": paused.pk, "deal_id": deposit_deal(login)}
     response = client.post(ASSIGN, form)
     assert response.status_code == 200
     body = response.content.decode()
@@ -384,10 +406,10 @@ def _server_down(*args, **kwargs):
 
 
 def test_the_assign_page_says_so_when_the_server_is_down(staff, mismatched, monkeypatch):
-    login, campaign = mismatched
+    login, campaign, deal = mismatched
     monkeypatch.setattr(services, "check_eligibility_all", _server_down)
     response = staff(Role.SUPPORT_AGENT).post(
-        ASSIGN, {"login": login, "campaign": campaign.pk, "deposit_amount": "100.00"}
+        ASSIGN, {"login": login, "campaign": campaign.pk, "deal_id": deal}
     )
     assert response.status_code == 200
     assert any("did not answer" in text for text in texts(response))

@@ -22,13 +22,14 @@ def client_as(api, make_user, as_user):
 
 
 @pytest.fixture
-def mismatched(mt5, account, campaign_factory):
-    """An account that fails three overridable rules of an active campaign."""
-    login = account(group="real\\standard", country="Cyprus")
+def mismatched(mt5, account, campaign_factory, deposit_deal):
+    """An account that fails three overridable rules of an active campaign, and its 100.00
+    deposit deal."""
+    login = account(group="real\\standard", country="Cyprus", balance="100.00")
     campaign = campaign_factory(
         target_groups=["real\\vip"], target_countries=["Germany"], min_deposit="500.00"
     )
-    return login, campaign
+    return login, campaign, deposit_deal(login)
 
 
 def codes(body):
@@ -36,7 +37,7 @@ def codes(body):
 
 
 def test_check_eligibility_answers_every_failure_with_its_overridable_flag(mismatched, client_as):
-    login, campaign = mismatched
+    login, campaign, _deal = mismatched
     response = client_as(Role.SUPPORT_AGENT.value).post(
         "/api/v1/bonuses/check-eligibility/",
         {"login": login, "campaign_id": campaign.pk, "deposit_amount": "100.00"},
@@ -79,12 +80,19 @@ def test_check_eligibility_reports_a_missing_account_as_not_overridable(
     ]
 
 
-def test_assign_grants_the_bonus_and_answers_201_with_it(mt5, account, campaign_factory, client_as):
+def test_assign_grants_the_bonus_and_answers_201_with_it(
+    mt5, account, campaign_factory, client_as, deposit_deal
+):
     login = account(balance="1000.00", leverage=500)
     campaign = campaign_factory(bonus_type="A", percentage="50")
     response = client_as(Role.SUPPORT_AGENT.value).post(
         "/api/v1/bonuses/assign/",
-        {"login": login, "campaign_id": campaign.pk, "deposit_amount": "1000.00"},
+        {
+            "login": login,
+            "campaign_id": campaign.pk,
+            "deposit_amount": "1000.00",
+            "deal_id": deposit_deal(login),
+        },
         format="json",
     )
     assert response.status_code == 201, response.content
@@ -96,10 +104,10 @@ def test_assign_grants_the_bonus_and_answers_201_with_it(mt5, account, campaign_
 
 
 def test_an_ineligible_assign_is_a_409_carrying_every_failure(mismatched, client_as):
-    login, campaign = mismatched
+    login, campaign, deal = mismatched
     response = client_as(Role.SUPPORT_AGENT.value).post(
         "/api/v1/bonuses/assign/",
-        {"login": login, "campaign_id": campaign.pk, "deposit_amount": "100.00"},
+        {"login": login, "campaign_id": campaign.pk, "deposit_amount": "100.00", "deal_id": deal},
         format="json",
     )
     assert response.status_code == 409
@@ -111,13 +119,14 @@ def test_an_ineligible_assign_is_a_409_carrying_every_failure(mismatched, client
 
 
 def test_override_assigns_despite_overridable_failures_and_records_why(mismatched, client_as):
-    login, campaign = mismatched
+    login, campaign, deal = mismatched
     response = client_as(Role.SUPPORT_AGENT.value).post(
         "/api/v1/bonuses/assign/",
         {
             "login": login,
             "campaign_id": campaign.pk,
             "deposit_amount": "100.00",
+            "deal_id": deal,
             "override_eligibility": True,
             "reason": "VIP approved by desk",
         },
@@ -132,7 +141,7 @@ def test_override_assigns_despite_overridable_failures_and_records_why(mismatche
 
 
 def test_a_non_overridable_failure_blocks_even_with_override(
-    mt5, account, campaign_factory, client_as
+    mt5, account, campaign_factory, client_as, deposit_deal
 ):
     login = account(country="Cyprus")
     paused = campaign_factory(status="paused", target_countries=["Germany"])
@@ -141,7 +150,7 @@ def test_a_non_overridable_failure_blocks_even_with_override(
         {
             "login": login,
             "campaign_id": paused.pk,
-            "deposit_amount": "100.00",
+            "deal_id": deposit_deal(login),
             "override_eligibility": True,
             "reason": "try anyway",
         },
@@ -161,6 +170,7 @@ def test_an_unknown_account_blocks_even_with_override(mt5, campaign_factory, cli
             "login": 424242,
             "campaign_id": campaign_factory().pk,
             "deposit_amount": "100.00",
+            "deal_id": 1,
             "override_eligibility": True,
         },
         format="json",
@@ -170,7 +180,7 @@ def test_an_unknown_account_blocks_even_with_override(mt5, campaign_factory, cli
 
 
 def test_an_api_key_assign_says_which_key_in_the_reason(mismatched, api, make_user):
-    login, campaign = mismatched
+    login, campaign, deal = mismatched
     api_key, raw = api_key_create(user=make_user(role=Role.SUPER_ADMIN), name="desk tool")
     api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
     response = api.post(
@@ -178,7 +188,7 @@ def test_an_api_key_assign_says_which_key_in_the_reason(mismatched, api, make_us
         {
             "login": login,
             "campaign_id": campaign.pk,
-            "deposit_amount": "600.00",
+            "deal_id": deal,
             "override_eligibility": True,
             "reason": "desk",
         },
@@ -244,7 +254,7 @@ def test_only_super_admin_and_support_agent_check_and_assign(
 
 
 @pytest.fixture
-def granted(mt5, account, campaign_factory, client_as):
+def granted(mt5, account, campaign_factory, client_as, deposit_deal):
     """`granted(bonus_type) -> Bonus`: a bonus granted through the API on a 1,000 deposit."""
 
     def make(bonus_type="A", **campaign_fields):
@@ -252,7 +262,7 @@ def granted(mt5, account, campaign_factory, client_as):
         campaign = campaign_factory(bonus_type=bonus_type, **campaign_fields)
         response = client_as(Role.SUPER_ADMIN.value).post(
             "/api/v1/bonuses/assign/",
-            {"login": login, "campaign_id": campaign.pk, "deposit_amount": "1000.00"},
+            {"login": login, "campaign_id": campaign.pk, "deal_id": deposit_deal(login)},
             format="json",
         )
         assert response.status_code == 201, response.content

@@ -20,15 +20,16 @@ def client_as(api, make_user, as_user):
 
 
 def test_a_deposit_grants_each_matching_campaign_and_answers_the_bonuses(
-    mt5, account, campaign_factory, client_as
+    mt5, account, campaign_factory, client_as, deposit_deal
 ):
     login = account(balance="1000.00", leverage=500)
+    deal = deposit_deal(login)
     first = campaign_factory(bonus_type="A", percentage="50")
     second = campaign_factory(bonus_type="B", percentage="10")
     campaign_factory(trigger_type="promo_code", promo_code="NOPE")  # not a deposit campaign
     response = client_as("api_key").post(
         "/api/v1/triggers/deposit/",
-        {"login": login, "amount": "1000.00", "deal_id": 777},
+        {"login": login, "amount": "1000.00", "deal_id": deal},
         format="json",
     )
     assert response.status_code == 200, response.content
@@ -37,15 +38,17 @@ def test_a_deposit_grants_each_matching_campaign_and_answers_the_bonuses(
         (first.pk, "500.00"),
         (second.pk, "100.00"),
     ]
-    assert {b["deposit_deal_id"] for b in bonuses} == {777}
+    assert {b["deposit_deal_id"] for b in bonuses} == {deal}
     assert mt5.get_accounts([login])[login].credit == Decimal("600.00")
 
 
-def test_the_same_deal_sent_twice_grants_once(mt5, account, campaign_factory, client_as):
+def test_the_same_deal_sent_twice_grants_once(
+    mt5, account, campaign_factory, client_as, deposit_deal
+):
     login = account()
     campaign_factory()
     api = client_as(Role.SUPER_ADMIN.value)
-    body = {"login": login, "amount": "1000.00", "deal_id": 31337}
+    body = {"login": login, "amount": "1000.00", "deal_id": deposit_deal(login)}
     first = api.post("/api/v1/triggers/deposit/", body, format="json").json()["bonuses"]
     second = api.post("/api/v1/triggers/deposit/", body, format="json").json()["bonuses"]
     assert [b["id"] for b in second] == [b["id"] for b in first]
@@ -54,7 +57,9 @@ def test_the_same_deal_sent_twice_grants_once(mt5, account, campaign_factory, cl
 
 def test_a_deposit_no_campaign_wants_answers_an_empty_list(mt5, account, client_as):
     response = client_as(Role.SUPER_ADMIN.value).post(
-        "/api/v1/triggers/deposit/", {"login": account(), "amount": "10.00"}, format="json"
+        "/api/v1/triggers/deposit/",
+        {"login": account(balance="10.00"), "amount": "10.00"},
+        format="json",
     )
     assert response.status_code == 200
     assert response.json() == {"bonuses": []}
@@ -116,7 +121,7 @@ def test_registration_of_a_bad_login_is_a_400(client_as):
 
 
 def test_a_promo_code_grants_its_campaign_with_201(mt5, account, campaign_factory, client_as):
-    login = account()
+    login = account(balance="500.00")
     campaign = campaign_factory(
         bonus_type="B", trigger_type="promo_code", promo_code="SPRING", percentage="20"
     )
@@ -147,7 +152,7 @@ def test_an_unknown_promo_code_is_a_400_invalid_promo_code(mt5, account, client_
 def test_an_ineligible_promo_code_is_a_409_with_every_failure(
     mt5, account, campaign_factory, client_as
 ):
-    login = account(country="Cyprus")
+    login = account(country="Cyprus", balance="100.00")
     campaign_factory(
         trigger_type="promo_code",
         promo_code="DE",

@@ -60,8 +60,11 @@ def test_one_bonus_cancelled_from_10_threads_is_cancelled_once(account, campaign
     assert server(login).leverage == 500
 
 
-def test_resolvers_running_beside_the_grants_never_credit_twice(account, campaign_factory):
+def test_resolvers_running_beside_the_grants_never_credit_twice(
+    account, campaign_factory, deposit_deal
+):
     logins = [account(balance="1000.00") for _ in range(THREADS // 2)]
+    deals = [deposit_deal(login) for login in logins]
     campaign_factory(bonus_type="B", percentage="50", one_per_account=False)
     turn = iter(range(THREADS))
     lock = threading.Lock()
@@ -71,7 +74,9 @@ def test_resolvers_running_beside_the_grants_never_credit_twice(account, campaig
             n = next(turn)
         if n % 2:
             return intents_resolve()
-        return trigger_deposit(login=logins[n // 2], amount=Decimal("1000.00"), deal_id=n)
+        return trigger_deposit(
+            login=logins[n // 2], amount=Decimal("1000.00"), deal_id=deals[n // 2]
+        )
 
     _, errors = run_at_once(work)
     intents_resolve()

@@ -8,6 +8,7 @@ from django.db import connection
 
 from accounts.errors import ApplicationError
 from accounts.models import AuditEvent
+from accounts.roles import Role
 from bonuses.models import Bonus, CreditIntent, DepositSeen
 from bonuses.services import (
     IneligibleError,
@@ -32,12 +33,12 @@ def codes(failures):
 
 
 def test_a_1000_deposit_at_50_percent_type_a_on_1_500_gives_500_credit_and_1_333(
-    account, campaign_factory
+    account, campaign_factory, deposit_deal
 ):
     login = account(balance="1000.00", leverage=500)
     campaign_factory(bonus_type="A", percentage="50")
 
-    [bonus] = trigger_deposit(login=login, amount=Decimal("1000.00"), deal_id=1)
+    [bonus] = trigger_deposit(login=login, amount=Decimal("1000.00"), deal_id=deposit_deal(login))
 
     assert bonus.status == Bonus.Status.ACTIVE
     assert bonus.amount == Decimal("500.00")
@@ -179,12 +180,21 @@ def test_deposit_above_max_and_group_wildcards(account, campaign_factory):
     assert codes(failures) == {"deposit_above_max"}
 
 
-def test_an_ineligible_manual_assign_raises_409_with_every_failure(account, campaign_factory):
+def test_an_ineligible_manual_assign_raises_409_with_every_failure(
+    account, campaign_factory, deposit, make_user
+):
     login = account(country="Cyprus", group="real\\standard")
     campaign = campaign_factory(target_countries=["Germany"], target_groups=["real\\vip"])
+    deal = deposit(login, "100.00")
 
     with pytest.raises(IneligibleError) as raised:
-        bonus_assign(login=login, campaign=campaign, deposit_amount=Decimal("100"))
+        bonus_assign(
+            login=login,
+            campaign=campaign,
+            deposit_amount=Decimal("100"),
+            deal_id=deal,
+            actor=make_user(Role.SUPPORT_AGENT),
+        )
 
     assert raised.value.status_code == 409
     assert raised.value.code == "ineligible"
@@ -197,9 +207,9 @@ def test_an_ineligible_manual_assign_raises_409_with_every_failure(account, camp
 
 
 def test_override_assigns_and_records_who_overrode_what_and_why(
-    account, campaign_factory, make_user
+    account, campaign_factory, make_user, deposit
 ):
-    agent = make_user()
+    agent = make_user(Role.SUPPORT_AGENT)
     login = account(country="Cyprus")
     campaign = campaign_factory(bonus_type="B", target_countries=["Germany"])
 
@@ -207,6 +217,7 @@ def test_override_assigns_and_records_who_overrode_what_and_why(
         login=login,
         campaign=campaign,
         deposit_amount=Decimal("100"),
+        deal_id=deposit(login, "100.00"),
         override_eligibility=True,
         reason="VIP client, approved by desk",
         actor=agent,
@@ -223,7 +234,9 @@ def test_override_assigns_and_records_who_overrode_what_and_why(
     assert server(login).credit == Decimal("50.00")
 
 
-def test_a_non_overridable_failure_blocks_even_with_override(mt5, account, campaign_factory):
+def test_a_non_overridable_failure_blocks_even_with_override(
+    mt5, account, campaign_factory, deposit, make_user
+):
     login = account(country="Cyprus")
     campaign = campaign_factory(status="paused", target_countries=["Germany"])
 
@@ -231,29 +244,34 @@ def test_a_non_overridable_failure_blocks_even_with_override(mt5, account, campa
         bonus_assign(
             login=login,
             campaign=campaign,
-            deposit_amount=Decimal("100"),
+            deal_id=deposit(login, "100.00"),
             override_eligibility=True,
+            actor=make_user(Role.SUPER_ADMIN),
         )
 
     assert {f["code"] for f in raised.value.extra["failures"]} >= {"campaign_status"}
     assert not Bonus.objects.exists()
 
 
-def test_assigning_to_an_unknown_login_is_an_eligibility_failure(mt5, campaign_factory):
+def test_assigning_to_an_unknown_login_is_an_eligibility_failure(mt5, campaign_factory, make_user):
     with pytest.raises(IneligibleError) as raised:
         bonus_assign(
             login=999999,
             campaign=campaign_factory(),
             deposit_amount=Decimal("100"),
+            deal_id=1,
             override_eligibility=True,
+            actor=make_user(Role.SUPER_ADMIN),
         )
 
     assert [f["code"] for f in raised.value.extra["failures"]] == ["account_not_found"]
 
 
-def test_a_zero_amount_grants_nothing_and_says_why(account, campaign_factory):
+def test_a_zero_amount_grants_nothing_and_says_why(account, campaign_factory, make_user):
     with pytest.raises(ApplicationError) as raised:
-        bonus_assign(login=account(), campaign=campaign_factory())
+        bonus_assign(
+            login=account(), campaign=campaign_factory(), actor=make_user(Role.SUPER_ADMIN)
+        )
 
     assert raised.value.code == "bonus_amount_zero"
     assert not Bonus.objects.exists()
@@ -262,37 +280,45 @@ def test_a_zero_amount_grants_nothing_and_says_why(account, campaign_factory):
 # --- Deposit trigger -----------------------------------------------------------------------
 
 
-def test_the_same_deposit_deal_sent_10_times_grants_once(account, campaign_factory):
+def test_the_same_deposit_deal_sent_10_times_grants_once(account, campaign_factory, deposit_deal):
     login = account(balance="1000.00")
     campaign_factory(bonus_type="B", one_per_account=False)
+    deal = deposit_deal(login)
 
     answers = [
-        trigger_deposit(login=login, amount=Decimal("1000.00"), deal_id=777) for _ in range(10)
+        trigger_deposit(login=login, amount=Decimal("1000.00"), deal_id=deal) for _ in range(10)
     ]
 
     assert Bonus.objects.count() == 1
     assert all([b.pk for b in answer] == [answers[0][0].pk] for answer in answers)
-    assert DepositSeen.objects.filter(login=login, deal_id=777).count() == 1
+    assert DepositSeen.objects.filter(login=login, deal_id=deal).count() == 1
     assert CreditIntent.objects.filter(kind="credit_in").count() == 1
     assert server(login).credit == Decimal("500.00")
 
 
-def test_without_a_deal_id_each_call_is_a_new_deposit(account, campaign_factory):
+def test_without_a_deal_id_each_call_takes_in_one_real_deposit_of_that_amount(
+    account, campaign_factory, deposit
+):
     login = account(balance="1000.00")
     campaign_factory(bonus_type="B", one_per_account=False)
+    first, second = deposit(login, "100.00"), deposit(login, "100.00")
 
-    trigger_deposit(login=login, amount=Decimal("100.00"))
-    trigger_deposit(login=login, amount=Decimal("100.00"))
+    granted = [trigger_deposit(login=login, amount=Decimal("100.00")) for _ in range(3)]
 
     assert Bonus.objects.count() == 2
+    assert {granted[0][0].deposit_deal_id, granted[1][0].deposit_deal_id} == {first, second}
+    assert [b.pk for b in granted[2]] == [granted[0][0].pk]  # both taken in: nothing new
     assert server(login).credit == Decimal("100.00")
 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_the_same_deposit_deal_from_10_threads_at_once_grants_once(account, campaign_factory):
+def test_the_same_deposit_deal_from_10_threads_at_once_grants_once(
+    account, campaign_factory, deposit_deal
+):
     login = account(balance="1000.00")
     campaign_factory(bonus_type="B", one_per_account=False)
+    deal = deposit_deal(login)
     threads_count = 10
     start = threading.Barrier(threads_count)
     answers, errors = [], []
@@ -301,7 +327,7 @@ def test_the_same_deposit_deal_from_10_threads_at_once_grants_once(account, camp
         try:
             start.wait(timeout=10)
             answers.append(
-                [b.pk for b in trigger_deposit(login=login, amount=Decimal("1000"), deal_id=5)]
+                [b.pk for b in trigger_deposit(login=login, amount=Decimal("1000"), deal_id=deal)]
             )
         except Exception as exc:  # reported below, in the main thread
             errors.append(exc)
@@ -322,7 +348,9 @@ def test_the_same_deposit_deal_from_10_threads_at_once_grants_once(account, camp
     assert server(login).credit == Decimal("500.00")
 
 
-def test_several_matching_campaigns_each_grant_on_one_deposit(account, campaign_factory):
+def test_several_matching_campaigns_each_grant_on_one_deposit(
+    account, campaign_factory, deposit_deal
+):
     login = account(balance="1000.00", lead_source="IB42")
     campaign_factory(bonus_type="B", percentage="10")
     campaign_factory(bonus_type="B", percentage="20")
@@ -333,7 +361,7 @@ def test_several_matching_campaigns_each_grant_on_one_deposit(account, campaign_
     campaign_factory(bonus_type="B", percentage="3", agent_codes=["OTHER"])  # auto, wrong code
     campaign_factory(bonus_type="B", percentage="9", trigger_type="promo_code", promo_code="P")
 
-    bonuses = trigger_deposit(login=login, amount=Decimal("1000.00"), deal_id=9)
+    bonuses = trigger_deposit(login=login, amount=Decimal("1000.00"), deal_id=deposit_deal(login))
 
     assert sorted(b.amount for b in bonuses) == [
         Decimal("50.00"),
@@ -355,20 +383,22 @@ def test_several_campaigns_grant_only_within_max_concurrent(account, campaign_fa
     assert server(login).credit == Decimal("200.00")
 
 
-def test_a_deposit_outside_the_campaign_rules_grants_nothing(account, campaign_factory):
+def test_a_deposit_outside_the_campaign_rules_grants_nothing(
+    account, campaign_factory, deposit_deal
+):
     login = account(balance="50.00")
     campaign_factory(min_deposit="100.00")
 
-    assert trigger_deposit(login=login, amount=Decimal("50.00"), deal_id=1) == []
+    assert trigger_deposit(login=login, amount=Decimal("50.00"), deal_id=deposit_deal(login)) == []
     assert server(login).credit == 0
 
 
-def test_one_per_account_grants_a_campaign_once_across_deposits(account, campaign_factory):
+def test_one_per_account_grants_a_campaign_once_across_deposits(account, campaign_factory, deposit):
     login = account(balance="1000.00")
     campaign_factory(bonus_type="B", one_per_account=True)
 
-    trigger_deposit(login=login, amount=Decimal("500.00"), deal_id=1)
-    again = trigger_deposit(login=login, amount=Decimal("500.00"), deal_id=2)
+    trigger_deposit(login=login, amount=Decimal("500.00"), deal_id=deposit(login, "500.00"))
+    again = trigger_deposit(login=login, amount=Decimal("500.00"), deal_id=deposit(login, "500"))
 
     assert again == []
     assert Bonus.objects.count() == 1
@@ -418,4 +448,4 @@ def test_an_ineligible_promo_code_redemption_is_a_409(account, campaign_factory)
     campaign_factory(trigger_type="promo_code", promo_code="BIG", min_deposit="1000")
 
     with pytest.raises(IneligibleError):
-        trigger_promo_code(login=account(), code="big", deposit_amount=Decimal("10"))
+        trigger_promo_code(login=account(balance="10.00"), code="big", deposit_amount=Decimal("10"))

@@ -34,13 +34,13 @@ def credit_deals(login):
 
 
 def test_a_timeout_after_the_write_leaves_an_unknown_intent_resolved_without_a_second_credit(
-    faulty_mt5, account, campaign_factory
+    faulty_mt5, account, campaign_factory, deposit_deal
 ):
     login = account(balance="1000.00", leverage=500)
     campaign_factory(bonus_type="A", percentage="50")
     faulty_mt5.fail_next("post_credit", UnknownOutcomeError, after_write=True)
 
-    [bonus] = trigger_deposit(login=login, amount=Decimal("1000.00"), deal_id=1)
+    [bonus] = trigger_deposit(login=login, amount=Decimal("1000.00"), deal_id=deposit_deal(login))
 
     intent = CreditIntent.objects.get(bonus=bonus, kind="credit_in")
     assert intent.status == CreditIntent.Status.UNKNOWN

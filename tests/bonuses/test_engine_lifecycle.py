@@ -27,11 +27,11 @@ def server(login):
 
 
 @pytest.fixture
-def type_c_bonus(account, campaign_factory):
+def type_c_bonus(account, campaign_factory, deposit_deal):
     """A 200.00 Type C bonus at 10.00 per lot on an account holding 400.00."""
     login = account(balance="400.00")
     campaign_factory(bonus_type="C", percentage="50", convert_per_lot="10.00")
-    [bonus] = trigger_deposit(login=login, amount=Decimal("400.00"), deal_id=1)
+    [bonus] = trigger_deposit(login=login, amount=Decimal("400.00"), deal_id=deposit_deal(login))
     return bonus
 
 
@@ -122,7 +122,7 @@ def test_force_convert_turns_the_rest_into_balance(type_c_bonus, make_user):
 
 def test_force_convert_refuses_a_bonus_that_is_not_type_c(account, campaign_factory):
     campaign_factory(bonus_type="B")
-    [bonus] = trigger_deposit(login=account(), amount=Decimal("100"))
+    [bonus] = trigger_deposit(login=account(balance="100.00"), amount=Decimal("100"))
 
     with pytest.raises(ConflictError) as raised:
         bonus_force_convert(bonus=bonus)
@@ -186,9 +186,12 @@ def test_withdrawing_10_percent_leaves_90_percent_of_each_a_and_b_bonus(account,
     assert server(login).leverage == 333
 
 
-def test_the_cent_of_a_withdrawal_goes_to_the_broker_not_the_client(account, campaign_factory):
-    login = account(balance="30.00")
+def test_the_cent_of_a_withdrawal_goes_to_the_broker_not_the_client(
+    account, campaign_factory, deposit
+):
+    login = account(balance="20.00")
     campaign_factory(bonus_type="B", percentage="1000")
+    deposit(login, "10.00")  # 30.00 on the account
     [bonus] = trigger_deposit(login=login, amount=Decimal("10.00"))  # 100.00 credit
 
     [bonus] = withdrawal_apply(login=login, amount=Decimal("10.00"), balance_before=Decimal("30"))

@@ -12,6 +12,7 @@ from accounts.services import monitor_register
 from accounts.services.monitor import monitor_sweep
 from bonuses.services import bonus_assign, bonus_force_convert
 from demo_pool.services import press_pass_activate, provisioning_enqueue, provisioning_process
+from gateways.models import SimulatedMT5Deal
 from licensing.services import license_create, usage_flush
 from operations.dashboard import dashboard_tiles
 from trading_sessions.models import SignalChannel, Trade
@@ -37,9 +38,15 @@ def the_product_at_work(live_server, staff):
         convert_per_lot=Decimal("10.00"),
     )  # fmt: skip
     first, second = mt5_account(), mt5_account(balance="2500.00")
-    bonus_assign(login=first, campaign=fixed, deposit_amount=Decimal("1000.00"), actor=staff)
+    deal_of = {  # each account's opening deposit: a manual grant stands on a real deal
+        deal.account_id: deal.ticket
+        for deal in SimulatedMT5Deal.objects.filter(
+            account_id__in=[first, second], action="balance"
+        )
+    }
+    bonus_assign(login=first, campaign=fixed, deal_id=deal_of[first], actor=staff)
     converted = bonus_assign(
-        login=second, campaign=convertible, deposit_amount=Decimal("2500.00"), actor=staff
+        login=second, campaign=convertible, deal_id=deal_of[second], actor=staff
     )
     bonus_force_convert(bonus=converted, actor=staff)
 

@@ -8,6 +8,7 @@ from selenium.webdriver.support.ui import Select
 
 from accounts.roles import Role
 from bonuses.models import Bonus
+from gateways.models import SimulatedMT5Deal
 
 from .product import campaign_live, mt5_account
 
@@ -15,7 +16,8 @@ from .product import campaign_live, mt5_account
 def test_a_support_agent_confirms_the_overridable_failures_and_assigns(
     make_user, admin_login, open_page, wait_for, wait_until, screenshot
 ):
-    login = mt5_account(group="real\\standard", country="Cyprus")
+    login = mt5_account(group="real\\standard", country="Cyprus", balance="100.00")
+    deal = SimulatedMT5Deal.objects.get(account_id=login, action="balance").ticket
     campaign = campaign_live(
         name="Germany VIP", target_groups=["real\\vip"], target_countries=["Germany"]
     )
@@ -25,6 +27,7 @@ def test_a_support_agent_confirms_the_overridable_failures_and_assigns(
     open_page("/admin/bonuses/bonus/assign/")
     browser.find_element(By.ID, "id_login").send_keys(str(login))
     Select(browser.find_element(By.ID, "id_campaign")).select_by_visible_text(str(campaign))
+    browser.find_element(By.ID, "id_deal_id").send_keys(str(deal))  # the real deposit
     browser.find_element(By.ID, "id_deposit_amount").send_keys("100.00")
     screenshot("assign-1-form")
     browser.find_element(By.CSS_SELECTOR, "input[value='Check and assign']").click()
