@@ -1,7 +1,10 @@
+import functools
 import logging
+import math
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import PermissionDenied
@@ -14,16 +17,28 @@ from django.urls import reverse
 from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
+from accounts.backends import locked_for
 from accounts.errors import ApplicationError, NotFoundError
-from accounts.models import AccountEvent, ApiKey, AuditEvent, MonitoredAccount, User
+from accounts.models import (
+    AccountEvent,
+    ApiKey,
+    AuditEvent,
+    LoginLockout,
+    MonitoredAccount,
+    User,
+)
+from accounts.roles import API_KEY_SCOPES, Role
 from accounts.services import (
     api_key_create,
     api_key_revoke,
+    api_key_set_scopes,
+    login_lockout_unlock,
     monitor_register,
     monitor_reset_errors,
     user_roles,
 )
 from accounts.services.events import account_events_retry_now
+from core.net import client_ip
 from gateways.errors import GatewayError
 
 logger = logging.getLogger(__name__)
@@ -76,21 +91,95 @@ class UserAdmin(DjangoUserAdmin):
         # Users are deactivated, never deleted: the audit trail keeps its actors.
         return False
 
+    actions = ["unlock_login"]
+
+    @admin.action(
+        description="Unlock login (lift a lockout after failed logins)", permissions=["change"]
+    )
+    def unlock_login(self, request, queryset):
+        unlocked = 0
+        for email in queryset.values_list("email", flat=True):
+            try:
+                login_lockout_unlock(email=email, actor=request.user, ip=client_ip(request))
+            except ApplicationError:
+                continue  # not locked
+            unlocked += 1
+        self.message_user(request, f"{unlocked} login(s) unlocked.", messages.SUCCESS)
+
+
+def _is_super_admin(request) -> bool:
+    return Role.SUPER_ADMIN in user_roles(request.user)
+
+
+SCOPE_CHOICES = [
+    ("triggers", "triggers: deposit, registration and promo-code triggers"),
+    ("demo", "demo: demo pool status and refill, press-pass activation, resend, health"),
+    ("signals", "signals: send trading signals"),
+]
+assert [scope for scope, _ in SCOPE_CHOICES] == list(API_KEY_SCOPES)
+
+
+class ApiKeyForm(forms.ModelForm):
+    grant_scopes = forms.MultipleChoiceField(
+        label="Scopes",
+        choices=SCOPE_CHOICES,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Integration powers on top of the user's own roles. Only a Super Admin "
+        "grants them; a key with none can do what its user can, nothing more.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ("user", "name")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["grant_scopes"].initial = list(self.instance.scopes or [])
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_display = (
+        "name",
+        "user",
+        "prefix",
+        "scopes_label",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     list_filter = ("revoked_at",)
     search_fields = ("name", "prefix", "user__email")
+    form = ApiKeyForm
     fields = ("user", "name")
     autocomplete_fields = ("user",)
     actions = ["revoke"]
 
+    @admin.display(description="scopes")
+    def scopes_label(self, obj: ApiKey) -> str:
+        return ", ".join(obj.scopes or []) or "none"
+
     def get_readonly_fields(self, request, obj=None):
-        return ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at") if obj else ()
+        if obj is None:
+            return ()
+        shown = ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+        # Scopes are a Super Admin's to change (on an active key); others only read them.
+        return shown if _is_super_admin(request) and obj.is_active else (*shown, "scopes_label")
+
+    def _may_grant(self, request, obj) -> bool:
+        return _is_super_admin(request) and (obj is None or obj.is_active)
 
     def get_fields(self, request, obj=None):
-        return self.get_readonly_fields(request, obj) or self.fields
+        fields = self.get_readonly_fields(request, obj) or self.fields
+        return (*fields, "grant_scopes") if self._may_grant(request, obj) else fields
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)  # a class made for this request
+        if not self._may_grant(request, obj):
+            form.base_fields.pop("grant_scopes", None)  # declared fields stay unless removed
+        return form
 
     def add_view(self, request, form_url="", extra_context=None):
         response = super().add_view(request, form_url, extra_context)
@@ -109,10 +198,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/accounts/apikey/created.html", context)
 
     def save_model(self, request, obj, form, change):
+        scopes = form.cleaned_data.get("grant_scopes") if "grant_scopes" in form.fields else None
         if change:
+            if scopes is not None and list(scopes) != list(obj.scopes or []):
+                api_key_set_scopes(api_key=obj, scopes=scopes, actor=request.user)
             return
         api_key, raw = api_key_create(
-            user=form.cleaned_data["user"], name=form.cleaned_data["name"], created_by=request.user
+            user=form.cleaned_data["user"],
+            name=form.cleaned_data["name"],
+            created_by=request.user,
+            scopes=scopes or (),
         )
         obj.pk = api_key.pk
         # The ModelAdmin is shared by every request: the one-time key rides on this request.
@@ -139,6 +234,82 @@ class ApiKeyAdmin(admin.ModelAdmin):
             except ApplicationError:
                 continue
         self.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(LoginLockout)
+class LoginLockoutAdmin(admin.ModelAdmin):
+    """Emails with failed logins counted, and those locked. Read-only: the login counts them;
+    staff with the right lift a lockout (audited)."""
+
+    list_display = ("email", "locked", "locked_until", "failures", "last_attempt_at")
+    search_fields = ("email",)
+    actions = ["unlock_selected"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_unlock_permission(self, request) -> bool:
+        return request.user.has_perm("accounts.change_user")
+
+    @admin.display(boolean=True, description="locked")
+    def locked(self, row: LoginLockout) -> bool:
+        return row.is_locked
+
+    @admin.action(description="Unlock selected", permissions=["unlock"])
+    def unlock_selected(self, request, queryset):
+        unlocked = 0
+        for email in queryset.values_list("email", flat=True):
+            try:
+                login_lockout_unlock(email=email, actor=request.user, ip=client_ip(request))
+            except ApplicationError:
+                continue
+            unlocked += 1
+        self.message_user(request, f"{unlocked} login(s) unlocked.", messages.SUCCESS)
+
+
+# --- The admin's login form and the per-account lockout ----------------------------------------
+
+
+class LockoutAuthenticationForm(AdminAuthenticationForm):
+    """The admin's login form: a locked email is told so (not "wrong password")."""
+
+    def get_invalid_login_error(self):
+        seconds = locked_for(self.request)
+        if seconds:
+            return forms.ValidationError(
+                "Too many failed logins for this account: it is locked. "
+                f"Try again in {math.ceil(seconds / 60)} minute(s).",
+                code="account_locked",
+            )
+        return super().get_invalid_login_error()
+
+
+def _login_with_lockout(login_view):
+    """The site's login view; a refusal for a locked email answers 429 with Retry-After."""
+
+    @functools.wraps(login_view)
+    def view(request, extra_context=None):
+        response = login_view(request, extra_context)
+        seconds = locked_for(request)
+        if seconds and response.status_code == 200:
+            response.status_code = 429
+            response["Retry-After"] = str(seconds)
+        return response
+
+    return view
+
+
+admin.site.login_form = LockoutAuthenticationForm
+admin.site.login = _login_with_lockout(admin.site.login)
 
 
 @admin.register(AuditEvent)

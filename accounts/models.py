@@ -3,6 +3,7 @@
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 
@@ -57,6 +58,15 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     class Meta:
         ordering = ["email"]
+        constraints = [
+            # "Admin" and "admin" are one name: no client takes a name staff already use.
+            models.UniqueConstraint(
+                Lower("username"),
+                condition=~models.Q(username=""),
+                name="user_username_ci_unique",
+                violation_error_message="This username is taken.",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.email
@@ -83,6 +93,13 @@ class ApiKey(models.Model):
     )
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    scopes = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="Integration powers beyond the user's roles (`accounts.roles.API_KEY_SCOPES`); "
+        "granted only by a Super Admin.",
+    )
 
     class Meta:
         verbose_name = "API key"
@@ -94,6 +111,71 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class LoginLockout(models.Model):
+    """Failed logins of one email address, whether or not an account has it.
+
+    Each attempt is counted before its password is checked (a success gives its count back),
+    so concurrent guesses cannot all slip under the limit. Past `LOGIN_LOCKOUT_MAX_FAILURES`
+    within `LOGIN_LOCKOUT_WINDOW_SECONDS`, the address is locked until `locked_until`: even the
+    right password is refused, from any client address. Staff can unlock it earlier.
+    """
+
+    email = models.CharField(max_length=254, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField(default=timezone.now)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    locked_at = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_attempt_at"]
+        verbose_name = "login lockout"
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def is_locked(self) -> bool:
+        return self.locked_until is not None and self.locked_until > timezone.now()
+
+
+class TokenFamily(models.Model):
+    """The refresh tokens that descend, by rotation, from one login.
+
+    `key` is the `jti` of the login's first refresh token; every descendant carries it in its
+    `fam` claim. Rotations of one family take this row's lock, so exactly one refresh of a
+    token wins. Logout, or a rotated token presented again, revokes the whole family.
+    """
+
+    class Reason(models.TextChoices):
+        LOGOUT = "logout", "Logged out"
+        REUSE = "reuse", "A rotated token was presented again"
+
+    key = models.CharField(max_length=255, unique=True)
+    user = models.ForeignKey(User, null=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=8, choices=Reason.choices, blank=True)
+
+    class Meta:
+        verbose_name_plural = "token families"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class TokenFamilyMember(models.Model):
+    """One refresh token of a family (its outstanding row), so a revocation blacklists all."""
+
+    family = models.ForeignKey(TokenFamily, on_delete=models.CASCADE, related_name="members")
+    outstanding = models.OneToOneField(
+        "token_blacklist.OutstandingToken", on_delete=models.CASCADE, related_name="family_member"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.outstanding_id} in {self.family_id}"
 
 
 class AuditRefused(Exception):

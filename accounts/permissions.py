@@ -3,16 +3,22 @@
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from accounts.models import ApiKey
-from accounts.roles import API_AREAS, INTEGRATION
+from accounts.roles import API_AREAS, API_KEY_SCOPES, scope_role
 
 
 def request_roles(request) -> frozenset[str]:
-    """The caller's staff roles, plus `integration` when it came with an API key."""
+    """The caller's staff roles, plus one `scope:<name>` per scope of the API key it came with.
+
+    A key acts as its user: a client's key holds nothing a client does not, unless a Super
+    Admin granted the key a scope. A JWT or a session never holds a scope.
+    """
     from accounts.services import user_roles
 
     roles = user_roles(request.user)
-    if isinstance(getattr(request, "auth", None), ApiKey):
-        roles = roles | {INTEGRATION}
+    api_key = getattr(request, "auth", None)
+    if isinstance(api_key, ApiKey):
+        granted = {scope_role(s) for s in api_key.scopes or () if s in API_KEY_SCOPES}
+        roles = roles | granted
     return roles
 
 

@@ -21,9 +21,22 @@ class Role(StrEnum):
 
 STAFF_ROLES: tuple[Role, ...] = tuple(Role)
 
-# A request authenticated by an API key is an integration: it acts as its user, with that
-# user's roles, and also holds this pseudo-role for the rows API.md marks "integration keys".
-INTEGRATION = "integration"
+# An API key acts as its user, with that user's roles, plus only the scopes a Super Admin
+# granted it. Each scope is a pseudo-role a request holds only when its key has that scope.
+API_KEY_SCOPES: tuple[str, ...] = ("triggers", "demo", "signals")
+
+
+def scope_role(scope: str) -> str:
+    """The pseudo-role of an API key scope: `scope:triggers`."""
+    if scope not in API_KEY_SCOPES:
+        raise KeyError(f"unknown API key scope {scope!r}: one of {API_KEY_SCOPES}")
+    return f"scope:{scope}"
+
+
+SCOPE_TRIGGERS = scope_role("triggers")
+SCOPE_DEMO = scope_role("demo")
+SCOPE_SIGNALS = scope_role("signals")
+SCOPE_ROLES = frozenset(scope_role(scope) for scope in API_KEY_SCOPES)
 
 _ALL_STAFF = frozenset(STAFF_ROLES)
 _SA = Role.SUPER_ADMIN
@@ -41,15 +54,15 @@ API_AREAS: dict[str, frozenset[str]] = {
     "monitoring.write": frozenset({_SA}),
     "reports.read": frozenset({_SA, Role.READ_ONLY}),
     "audit.read": frozenset({_SA, Role.READ_ONLY}),
-    "triggers": frozenset({_SA, INTEGRATION}),
-    "demo.status": frozenset({_SA, Role.READ_ONLY, INTEGRATION}),
-    "demo.replenish": frozenset({_SA, INTEGRATION}),
-    "demo.activate": frozenset({_SA, INTEGRATION}),
-    "demo.resend": frozenset({_SA, Role.SUPPORT_AGENT, INTEGRATION}),
-    "demo.health": frozenset({_SA, Role.SUPPORT_AGENT, INTEGRATION}),
+    "triggers": frozenset({_SA, SCOPE_TRIGGERS}),
+    "demo.status": frozenset({_SA, Role.READ_ONLY, SCOPE_DEMO}),
+    "demo.replenish": frozenset({_SA, SCOPE_DEMO}),
+    "demo.activate": frozenset({_SA, SCOPE_DEMO}),
+    "demo.resend": frozenset({_SA, Role.SUPPORT_AGENT, SCOPE_DEMO}),
+    "demo.health": frozenset({_SA, Role.SUPPORT_AGENT, SCOPE_DEMO}),
     "delivery.read": _ALL_STAFF,  # API.md: `GET delivery/{id}/` answers staff, never the secret
     "licensing.admin": frozenset({_SA}),
-    "signals.send": _ALL_STAFF | {INTEGRATION},
+    "signals.send": _ALL_STAFF | {SCOPE_SIGNALS},  # API.md: staff or a key with scope signals
 }
 
 # (include globs, exclude globs) per role. Super Admin holds every permission.

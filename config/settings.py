@@ -146,6 +146,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# Email and password, behind the per-account lockout (accounts/backends.py): the API's login and
+# the admin's form both. Per email, from any address: past MAX failures within WINDOW seconds the
+# email is locked for LOCKOUT seconds, even with the right password (0 failures: no lockout).
+AUTHENTICATION_BACKENDS = ["accounts.backends.LockoutModelBackend"]
+LOGIN_LOCKOUT_MAX_FAILURES = env.int("LOGIN_LOCKOUT_MAX_FAILURES", default=10)
+LOGIN_LOCKOUT_WINDOW_SECONDS = env.int("LOGIN_LOCKOUT_WINDOW_SECONDS", default=900)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -175,6 +182,10 @@ SIMPLE_JWT = {
     "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
+# A rotated refresh token presented again within this many seconds is a lost race (a client
+# refreshing twice at once): refused, nothing else. Later, a copy is in other hands: every token
+# of that login is revoked (accounts/services/tokens.py).
+JWT_REFRESH_REUSE_GRACE_SECONDS = env.int("JWT_REFRESH_REUSE_GRACE_SECONDS", default=10)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Brokerdesk API",

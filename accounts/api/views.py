@@ -12,8 +12,6 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
-from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
-from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from accounts.errors import ApplicationError, NotFoundError
@@ -25,6 +23,8 @@ from accounts.services import (
     monitor_reset_errors,
     monitor_sweep,
     monitor_test_deal,
+    token_family_revoke,
+    token_pair_issue,
     user_deactivate,
     user_register,
     user_update,
@@ -45,36 +45,44 @@ from .serializers import (
     TestDealInputSerializer,
     TestDealOutputSerializer,
 )
+from .token_serializers import LoginSerializer, RefreshSerializer, TokenPairSerializer
 
 
 @extend_schema_view(
     post=extend_schema(
         responses={
-            200: TokenObtainPairSerializer,
+            200: TokenPairSerializer,
             401: OpenApiResponse(description="`no_active_account`: wrong email or password."),
+            429: OpenApiResponse(
+                description="`account_locked`: too many failed logins for this email, from any "
+                "address; even the right password waits for `Retry-After`. Or throttled."
+            ),
         }
     )
 )
 class LoginView(TokenObtainPairView):
+    serializer_class = LoginSerializer
     throttle_scope = "auth"
 
 
 @extend_schema_view(
     post=extend_schema(
         responses={
-            200: TokenRefreshSerializer,
+            200: TokenPairSerializer,
             401: OpenApiResponse(
-                description="`token_not_valid`: the refresh token is bad, expired or used."
+                description="`token_not_valid`: the refresh token is bad, expired, used or "
+                "logged out. A used one presented again ends every token of its login."
             ),
         }
     )
 )
 class RefreshView(TokenRefreshView):
+    serializer_class = RefreshSerializer
     throttle_scope = "auth"
 
 
 class LogoutView(APIView):
-    """Blacklist a refresh token: it can no longer be refreshed."""
+    """End a login: its refresh token and every one rotated from it can no longer refresh."""
 
     permission_classes = [AllowAny]
 
@@ -83,7 +91,7 @@ class LogoutView(APIView):
         data = LogoutInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            RefreshToken(data.validated_data["refresh"]).blacklist()
+            token_family_revoke(raw=data.validated_data["refresh"])
         except TokenError as exc:
             raise InvalidToken(str(exc)) from exc
         return Response(status=status.HTTP_205_RESET_CONTENT)
@@ -100,9 +108,8 @@ class RegisterView(APIView):
         data = RegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = user_register(**data.validated_data, ip=client_ip(request))
-        refresh = RefreshToken.for_user(user)
-        out = {"id": user.pk, "email": user.email, "access": str(refresh.access_token)}
-        out["refresh"] = str(refresh)
+        pair = token_pair_issue(user=user)
+        out = {"id": user.pk, "email": user.email, "access": pair.access, "refresh": pair.refresh}
         return Response(RegisterOutputSerializer(out).data, status=status.HTTP_201_CREATED)
 
 

@@ -1,8 +1,16 @@
 """Every write of the accounts app. Other apps import from here, never from the submodules."""
 
-from .api_keys import api_key_authenticate, api_key_create, api_key_revoke, api_key_revoke_all
+from .api_keys import (
+    api_key_authenticate,
+    api_key_create,
+    api_key_revoke,
+    api_key_revoke_all,
+    api_key_scopes_clean,
+    api_key_set_scopes,
+)
 from .audit import audit_record, audit_verify
 from .events import account_events_dispatch, account_events_pending, account_events_retry_now
+from .lockout import login_attempt_start, login_attempt_succeeded, login_lockout_unlock
 from .monitor import (
     SweepResult,
     monitor_discover,
@@ -12,16 +20,20 @@ from .monitor import (
     monitor_test_deal,
 )
 from .roles import roles_sync, user_roles
+from .tokens import TokenPair, token_family_revoke, token_pair_issue, token_refresh
 from .users import (
     user_deactivate,
     user_email_taken,
     user_register,
     user_set_roles,
     user_update,
+    username_check,
+    username_is_reserved,
 )
 
 __all__ = [
     "SweepResult",
+    "TokenPair",
     "account_events_dispatch",
     "account_events_pending",
     "account_events_retry_now",
@@ -29,18 +41,28 @@ __all__ = [
     "api_key_create",
     "api_key_revoke",
     "api_key_revoke_all",
+    "api_key_scopes_clean",
+    "api_key_set_scopes",
     "audit_record",
     "audit_verify",
+    "login_attempt_start",
+    "login_attempt_succeeded",
+    "login_lockout_unlock",
     "monitor_discover",
     "monitor_register",
     "monitor_reset_errors",
     "monitor_sweep",
     "monitor_test_deal",
     "roles_sync",
+    "token_family_revoke",
+    "token_pair_issue",
+    "token_refresh",
     "user_deactivate",
     "user_email_taken",
     "user_register",
     "user_roles",
     "user_set_roles",
     "user_update",
+    "username_check",
+    "username_is_reserved",
 ]

@@ -3,15 +3,18 @@
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.errors import ConflictError
+from accounts.errors import ApplicationError, ConflictError, ForbiddenError
 from accounts.models import ApiKey, User
+from accounts.roles import API_KEY_SCOPES, Role
 
 from .audit import audit_record
+from .roles import user_roles
 
 # Recording every use would be a write per request; a minute's precision is enough.
 LAST_USED_PRECISION = timedelta(seconds=60)
@@ -21,21 +24,83 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def api_key_scopes_clean(*, scopes: Iterable[str]) -> list[str]:
+    """The scopes, known ones only, each once, in the order of `API_KEY_SCOPES`."""
+    wanted = set(scopes)
+    unknown = sorted(wanted - set(API_KEY_SCOPES))
+    if unknown:
+        raise ApplicationError(
+            f"Unknown API key scope(s): {', '.join(unknown)}. Known: {', '.join(API_KEY_SCOPES)}.",
+            code="invalid_scope",
+        )
+    return [scope for scope in API_KEY_SCOPES if scope in wanted]
+
+
+def _check_may_grant(actor: User | None) -> None:
+    # No actor: an operator at the command line, who holds the whole installation anyway.
+    if actor is not None and Role.SUPER_ADMIN not in user_roles(actor):
+        raise ForbiddenError(
+            "Only a Super Admin may grant API key scopes.", code="scope_grant_forbidden"
+        )
+
+
 @transaction.atomic
-def api_key_create(*, user: User, name: str, created_by: User | None = None) -> tuple[ApiKey, str]:
-    """Make a key for `user`; return it with the full key string, which is never shown again."""
+def api_key_create(
+    *,
+    user: User,
+    name: str,
+    created_by: User | None = None,
+    scopes: Iterable[str] = (),
+) -> tuple[ApiKey, str]:
+    """Make a key for `user`; return it with the full key string, which is never shown again.
+
+    The key acts as `user`; `scopes` add integration powers and only a Super Admin (or an
+    operator, `created_by=None`) may grant them.
+    """
+    scopes = api_key_scopes_clean(scopes=scopes)
+    if scopes:
+        _check_may_grant(created_by)
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     api_key = ApiKey.objects.create(
-        user=user, name=name, prefix=prefix, secret_hash=_hash(secret), created_by=created_by
+        user=user,
+        name=name,
+        prefix=prefix,
+        secret_hash=_hash(secret),
+        created_by=created_by,
+        scopes=scopes,
     )
     audit_record(
         action="api_key.created",
         obj=api_key,
         actor=created_by,
-        after={"user": user.email, "name": name, "prefix": prefix},
+        after={"user": user.email, "name": name, "prefix": prefix, "scopes": scopes},
     )
     return api_key, f"{prefix}.{secret}"
+
+
+@transaction.atomic
+def api_key_set_scopes(*, api_key: ApiKey, scopes: Iterable[str], actor: User | None) -> ApiKey:
+    """Give a key exactly these scopes (a Super Admin's or an operator's decision); audited."""
+    scopes = api_key_scopes_clean(scopes=scopes)
+    _check_may_grant(actor)
+    locked = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if locked.revoked_at is not None:
+        raise ConflictError("This API key is revoked.", code="already_revoked")
+    before = list(locked.scopes or [])
+    if before == scopes:
+        api_key.scopes = scopes
+        return api_key
+    ApiKey.objects.filter(pk=api_key.pk).update(scopes=scopes)
+    api_key.scopes = scopes
+    audit_record(
+        action="api_key.scopes_set",
+        obj=api_key,
+        actor=actor,
+        before={"scopes": before},
+        after={"scopes": scopes},
+    )
+    return api_key
 
 
 def api_key_authenticate(*, raw: str) -> ApiKey | None:

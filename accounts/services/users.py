@@ -1,5 +1,8 @@
 """Users: registration, profile, roles, deactivation."""
 
+import re
+import unicodedata
+
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
@@ -11,15 +14,67 @@ from accounts.roles import STAFF_ROLES, Role
 from .api_keys import api_key_revoke_all
 from .audit import audit_record
 
+# Names only the house may wear: a client called "Admin" or "support_team" could pass for staff
+# in a chat or a screenshot. Compared after folding case, look-alike letters and separators.
+RESERVED_USERNAMES = (
+    "admin",
+    "administrator",
+    "root",
+    "support",
+    "staff",
+    "brokerdesk",
+    "system",
+    "superuser",
+    "security",
+    "helpdesk",
+    "moderator",
+    "official",
+)
+# Cyrillic and Greek letters that look like Latin ones, and the digits people type for letters.
+_LOOK_ALIKES = str.maketrans(
+    "аеорсухіјѕԁкмтнпԛɡαοριντκυ",
+    "aeopcyxijsdkmthnqgaopivtku",
+)
+_DIGITS_AS_LETTERS = str.maketrans("013457", "oieast")
+_SEPARATORS = re.compile(r"[^a-z0-9]+")
+
+
+def username_is_reserved(username: str) -> bool:
+    """True when the name reads as one of `RESERVED_USERNAMES`: whole, or one of its words
+    (`the.admin`, `Support Team`, "admin" with a Cyrillic "a", `adm1n`, `root_01`)."""
+    folded = unicodedata.normalize("NFKC", username).casefold().translate(_LOOK_ALIKES)
+    words = [w for w in _SEPARATORS.split(folded) if w]
+    candidates = {"".join(words)} | set(words)
+    for word in list(candidates):
+        candidates |= {word.rstrip("0123456789"), word.translate(_DIGITS_AS_LETTERS)}
+    return bool(candidates & set(RESERVED_USERNAMES))
+
+
+def username_check(*, username: str, user: User | None = None) -> None:
+    """Refuse a reserved name (400 `username_reserved`) or one another user holds, whatever
+    its case (400 `username_taken`). The database's constraint settles a race."""
+    if not username:
+        return
+    if username_is_reserved(username):
+        raise ApplicationError("This username is reserved.", code="username_reserved")
+    others = User.objects.filter(username__iexact=username)
+    if user is not None:
+        others = others.exclude(pk=user.pk)
+    if others.exists():
+        raise ApplicationError("This username is taken.", code="username_taken")
+
 
 def user_register(*, email: str, password: str, username: str = "", ip: str | None = None) -> User:
     """Create a client account; the caller has validated the password's strength."""
+    username_check(username=username)
     with transaction.atomic():
         try:
             # Only the user's own insert may mean "taken"; any other failure is not that.
             with transaction.atomic():
                 user = User.objects.create_user(email=email, password=password, username=username)
         except IntegrityError as exc:
+            if username and not user_email_taken(email=email):
+                raise ApplicationError("This username is taken.", code="username_taken") from exc
             raise ApplicationError(
                 "An account with this email already exists.", code="email_taken"
             ) from exc
@@ -35,9 +90,15 @@ def user_email_taken(*, email: str) -> bool:
 
 def user_update(*, user: User, username: str, ip: str | None = None) -> User:
     """Change what a user may change about themselves."""
+    if username != user.username:
+        username_check(username=username, user=user)
     before = {"username": user.username}
+    try:
+        with transaction.atomic():
+            User.objects.filter(pk=user.pk).update(username=username)
+    except IntegrityError as exc:
+        raise ApplicationError("This username is taken.", code="username_taken") from exc
     user.username = username
-    user.save(update_fields=["username"])
     audit_record(
         action="user.updated",
         obj=user,

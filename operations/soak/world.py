@@ -131,7 +131,8 @@ def world_build(
     user = User.objects.create_user(email=admin.email, password=admin.password)
     user_set_roles(user=user, roles=[Role.SUPER_ADMIN])
     robot = User.objects.create_user(email=f"integration-{tag}@soak.test", password=password())
-    key_row, key = api_key_create(user=robot, name=f"soak {tag}")
+    # The integration's powers are its key's scopes (its user is a plain client).
+    key_row, key = api_key_create(user=robot, name=f"soak {tag}", scopes=["demo", "signals"])
     world = World(tag=tag, started_at=timezone.now(), admin=admin, integration_key=key)
     world.secret("user passwords", admin.password)
     world.secret("API keys", key, key.split(".", 1)[1])

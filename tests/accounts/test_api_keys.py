@@ -83,12 +83,22 @@ def test_revoking_twice_is_a_conflict(make_user):
 
 
 @override_settings(ROOT_URLCONF=__name__)
-def test_a_key_is_an_integration_while_the_same_user_with_a_jwt_is_not(api, make_user, as_user):
+def test_a_clients_key_has_no_more_power_than_the_client(api, make_user, as_user):
     user = make_user()
     assert as_user(user).post("/probe/trigger/").status_code == 403
     _, raw = api_key_create(user=user, name="deposit hook")
     api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    assert api.post("/probe/trigger/").status_code == 403
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_only_a_key_with_the_triggers_scope_is_a_trigger_integration(api, make_user, as_user):
+    user = make_user()
+    _, raw = api_key_create(user=user, name="deposit hook", scopes=["triggers"])
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
     assert api.post("/probe/trigger/").status_code == 200
+    # The same user with a JWT holds no scope: the power is the key's, not the user's.
+    assert as_user(user).post("/probe/trigger/").status_code == 403
 
 
 def test_the_command_prints_the_key_once_and_it_works(api, make_user, capsys):

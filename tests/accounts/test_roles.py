@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import area_permission
-from accounts.roles import API_AREAS, INTEGRATION, STAFF_ROLES, Role
+from accounts.roles import API_AREAS, SCOPE_ROLES, STAFF_ROLES, Role
 from accounts.services import roles_sync
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +49,7 @@ def test_roles_sync_removes_a_permission_granted_by_hand():
 
 
 def test_every_area_names_only_known_roles():
-    known = {r.value for r in STAFF_ROLES} | {INTEGRATION}
+    known = {r.value for r in STAFF_ROLES} | SCOPE_ROLES
     for area, roles in API_AREAS.items():
         assert roles <= known, area
 

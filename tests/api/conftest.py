@@ -4,9 +4,11 @@
 module rolls back at its end; each test runs in its own savepoint inside it (pytest-django's
 `db`), so what one call changes never reaches the next test or another module. It holds:
 
-- a user per identity (`IDENTITIES`): the four staff roles, a client, another client, the user
-  of an integration key (no staff role: what the key adds is the `integration` pseudo-role),
-  and `headers[identity]`, the credentials each sends (anonymous: none);
+- a user per identity (`IDENTITIES`): the four staff roles, a client, another client, and four
+  API keys, each of its own client user (no staff role): one with no scope (`key`: it may do
+  what a client may, nothing more), and one per scope (`key_triggers`, `key_demo`,
+  `key_signals`: what the key adds is its scope); `headers[identity]`, the credentials each
+  sends (anonymous: none);
 - on the simulated MT5 server: monitored accounts, an active Type A campaign with a bonus on one
   login, a Type C campaign with a bonus on another, a promo-code campaign;
 - a license (and its key), a suspended license, the client's subscription;
@@ -36,7 +38,14 @@ from tests.factories import PASSWORD
 KEY = "k1:" + base64.b64encode(bytes(range(32))).decode()
 
 STAFF = ("super_admin", "campaign_manager", "support_agent", "read_only")
-IDENTITIES = (*STAFF, "client", "other_client", "integration", "anonymous")
+# Each key identity is an API key of its own client user, with these scopes.
+KEY_SCOPES = {
+    "key": [],
+    "key_triggers": ["triggers"],
+    "key_demo": ["demo"],
+    "key_signals": ["signals"],
+}
+IDENTITIES = (*STAFF, "client", "other_client", *KEY_SCOPES, "anonymous")
 
 
 @dataclass
@@ -131,8 +140,9 @@ def _build() -> World:
         world.users[identity] = user
         token = RefreshToken.for_user(user).access_token
         world.headers[identity] = {"Authorization": f"Bearer {token}"}
-    _, raw_key = api_key_create(user=world.users["integration"], name="world integration")
-    world.headers["integration"] = {"Authorization": f"Api-Key {raw_key}"}
+    for identity, scopes in KEY_SCOPES.items():
+        _, raw_key = api_key_create(user=world.users[identity], name=identity, scopes=scopes)
+        world.headers[identity] = {"Authorization": f"Api-Key {raw_key}"}
     world.headers["anonymous"] = {}
     world.refresh = str(RefreshToken.for_user(world.users["client"]))
     admin = world.users["super_admin"]

@@ -2,9 +2,14 @@
 
 One row per (method, route); its eight columns are the status each identity must get:
 
-    SA   Super Admin              RO   Read-Only           KEY   an integration key (Api-Key) of a
+    SA   Super Admin              RO   Read-Only           KEY   an API key with no scope, of a
     CM   Campaign Manager         CLI  a client                  user with no staff role
     SUP  Support Agent            OTH  another client      ANON  no credentials
+
+Three more identities are keys of client users with one scope each (`key_triggers`,
+`key_demo`, `key_signals`): each gets what KEY gets, except on the rows of its scope, where
+`scope=("demo", 201)` says what it gets. So a client's key posting a deposit trigger, resending
+someone's demo credentials or fanning out a signal is refused, and only the scope allows it.
 
 Paths are under /api/v1/; `{name}` is an object of the test installation (`World` in
 conftest.py): where ownership matters it is the client's, so another client (and staff, who
@@ -21,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.api.conftest import IDENTITIES, World
+from tests.api.conftest import IDENTITIES, KEY_SCOPES, STAFF, World
 from tests.factories import PASSWORD
 
 Body = Callable[[World], dict[str, Any]] | None
@@ -42,9 +47,16 @@ class Row:
         return f"{self.method} /api/v1/{self.path}"
 
 
-def row(method, path, sa, cm, sup, ro, cli, oth, key, anon, **extra) -> Row:
-    statuses = (sa, cm, sup, ro, cli, oth, key, anon)
-    return Row(method, path, dict(zip(IDENTITIES, statuses, strict=True)), **extra)
+COLUMNS = (*STAFF, "client", "other_client", "key", "anonymous")
+
+
+def row(method, path, sa, cm, sup, ro, cli, oth, key, anon, scope=None, **extra) -> Row:
+    statuses = dict(zip(COLUMNS, (sa, cm, sup, ro, cli, oth, key, anon), strict=True))
+    statuses |= {identity: key for identity in KEY_SCOPES}
+    if scope is not None:
+        name, status = scope
+        statuses[f"key_{name}"] = status
+    return Row(method, path, {identity: statuses[identity] for identity in IDENTITIES}, **extra)
 
 
 def _campaign(**changes) -> dict[str, Any]:
@@ -152,12 +164,15 @@ MATRIX: tuple[Row, ...] = (
     row("POST",   "bonus-approvals/{approval}/reject/",
                                                      200, 403, 403, 403, 403, 403, 403, 401,
         body=lambda w: {"reason": "matrix"}),
-    # --- triggers: Super Admin and integration keys
-    row("POST",   "triggers/deposit/",               200, 403, 403, 403, 403, 403, 200, 401,
+    # --- triggers: Super Admin and keys with scope triggers
+    row("POST",   "triggers/deposit/",               200, 403, 403, 403, 403, 403, 403, 401,
+        scope=("triggers", 200),
         body=lambda w: {"login": w.login_free, "amount": "1000.00", "deal_id": w.deposit_free}),
-    row("POST",   "triggers/registration/",          200, 403, 403, 403, 403, 403, 200, 401,
+    row("POST",   "triggers/registration/",          200, 403, 403, 403, 403, 403, 403, 401,
+        scope=("triggers", 200),
         body=lambda w: {"login": w.login_free}),
-    row("POST",   "triggers/promo-code/",            201, 403, 403, 403, 403, 403, 201, 401,
+    row("POST",   "triggers/promo-code/",            201, 403, 403, 403, 403, 403, 403, 401,
+        scope=("triggers", 201),
         body=lambda w: {"login": w.login_free, "code": w.promo_code,
                         "deposit_amount": "1000.00"}),
     # --- reports, exports, audit: Super Admin and Read-Only
@@ -176,19 +191,25 @@ MATRIX: tuple[Row, ...] = (
     row("GET",    "delivery/{delivery}/",            200, 200, 200, 200, 403, 403, 403, 401),
     row("POST",   "delivery/reveal/",                200, 200, 200, 200, 200, 200, 200, 200,
         body=lambda w: {"token": w.delivery_token}),
-    # --- demo pool: Super Admin and integration keys; Support Agents resend and check health;
+    # --- demo pool: Super Admin and keys with scope demo; Support Agents resend and check health;
     #     Read-Only reads the status
-    row("POST",   "demo/press-pass/activate/",       201, 403, 403, 403, 403, 403, 201, 401,
+    row("POST",   "demo/press-pass/activate/",       201, 403, 403, 403, 403, 403, 403, 401,
+        scope=("demo", 201),
         body=lambda w: {"user_id": "matrix-1", "real_name": "Mat Rix",
                         "delivery_method": "api"}),
-    row("GET",    "demo/requests/{request}/",        200, 403, 403, 403, 403, 403, 200, 401),
+    row("GET",    "demo/requests/{request}/",        200, 403, 403, 403, 403, 403, 403, 401,
+        scope=("demo", 200)),
     row("GET",    "demo/accounts/{press_user}/health/",
-                                                     200, 403, 200, 403, 403, 403, 200, 401),
+                                                     200, 403, 200, 403, 403, 403, 403, 401,
+        scope=("demo", 200)),
     row("POST",   "demo/accounts/resend-credentials/",
-                                                     201, 403, 201, 403, 403, 403, 201, 401,
+                                                     201, 403, 201, 403, 403, 403, 403, 401,
+        scope=("demo", 201),
         body=lambda w: {"user_id": w.press_user, "delivery_method": "api"}),
-    row("GET",    "demo/pool/status/",               200, 403, 403, 200, 403, 403, 200, 401),
-    row("POST",   "demo/pool/replenish/",            202, 403, 403, 403, 403, 403, 202, 401,
+    row("GET",    "demo/pool/status/",               200, 403, 403, 200, 403, 403, 403, 401,
+        scope=("demo", 200)),
+    row("POST",   "demo/pool/replenish/",            202, 403, 403, 403, 403, 403, 403, 401,
+        scope=("demo", 202),
         query="count=1"),
     # --- licensing: public validation; administration is the Super Admin's
     row("POST",   "licenses/validate/",              200, 200, 200, 200, 200, 200, 200, 200,
@@ -267,9 +288,11 @@ MATRIX: tuple[Row, ...] = (
         body=lambda w: {"channel": w.channel}, note="the client is subscribed already: 200"),
     row("DELETE", "trades/signals/unsubscribe/",     404, 404, 404, 404, 200, 404, 404, 401,
         body=lambda w: {"channel": w.channel}, note="only the client is subscribed"),
-    # --- the signal intake: staff and integration keys
-    row("GET",    "signals/",                        200, 200, 200, 200, 403, 403, 200, 401),
-    row("POST",   "signals/",                        201, 201, 201, 201, 403, 403, 201, 401,
+    # --- the signal intake: staff and keys with scope signals
+    row("GET",    "signals/",                        200, 200, 200, 200, 403, 403, 403, 401,
+        scope=("signals", 200)),
+    row("POST",   "signals/",                        201, 201, 201, 201, 403, 403, 403, 401,
+        scope=("signals", 201),
         body=lambda w: {"channel": w.channel, "asset": "EURUSD", "direction": "call",
                         "duration": 60}),
 )

@@ -109,8 +109,20 @@ def test_bad_signal_input_is_a_400_naming_the_field(admin_api, channel, changes,
     assert field in response.json()
 
 
+def test_a_clients_key_without_the_signals_scope_cannot_fan_out_a_signal(
+    make_user, api, channel, trader
+):
+    _, raw = api_key_create(user=make_user(), name="not an integration")
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+
+    response = api.post(SIGNALS, SIGNAL, format="json")
+
+    assert response.status_code == 403
+    assert not Signal.objects.exists()
+
+
 def test_an_integration_key_may_send_signals(make_user, api, channel, trader):
-    _, raw = api_key_create(user=make_user(), name="tradingview")
+    _, raw = api_key_create(user=make_user(), name="tradingview", scopes=["signals"])
     api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
 
     response = api.post(SIGNALS, SIGNAL, format="json")
