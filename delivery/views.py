@@ -8,6 +8,7 @@ stored by any cache, not indexed, and the token-bearing path is kept out of the 
 import json
 import logging
 
+from django.db import InterfaceError, OperationalError
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers
@@ -29,7 +30,9 @@ HEADINGS = {
     410: "This link no longer works",
     429: "Too many attempts",
     500: "Something went wrong",
+    503: "Temporarily unavailable",
 }
+DATABASE_RETRY_AFTER_SECONDS = 5
 # The page's only style is inline in its own <style>; it has no script.
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
@@ -90,6 +93,15 @@ def reveal_page(request, token: str):
         return _unavailable(request, 429, exc.detail, retry_after=exc.retry_after)
     except ApplicationError as exc:
         return _unavailable(request, exc.status_code, exc.detail)
+    except (OperationalError, InterfaceError):
+        # The database refused: nothing was revealed (the claim is one UPDATE); come back.
+        logger.warning("the one-time link page found the database unavailable")
+        return _unavailable(
+            request,
+            503,
+            "We cannot open links right now. Nothing was used up: try again in a minute.",
+            retry_after=DATABASE_RETRY_AFTER_SECONDS,
+        )
     except Exception:
         # Django would log "Internal Server Error: /d/<token>"; this says the same without it.
         logger.exception("the one-time link page failed on a %s", request.method)

@@ -171,3 +171,30 @@ def test_a_reveal_without_the_csrf_token_is_refused_and_burns_nothing(create, ca
 
 def test_only_get_and_post_are_answered(client, create):
     assert client.put(page(token_of(create()))).status_code == 405
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_with_the_database_refusing_the_page_says_try_again_and_burns_nothing(
+    client, create, monkeypatch, method
+):
+    from django.db import OperationalError
+
+    token = token_of(create())
+
+    def refused(**kwargs):
+        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+
+    monkeypatch.setattr("delivery.views.delivery_view", refused)
+    monkeypatch.setattr("delivery.views.delivery_reveal", refused)
+    response = getattr(client, method)(page(token))
+    monkeypatch.undo()
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert "try again in a minute" in response.content.decode()
+    assert token not in response.content.decode()
+    assert_private(response)
+    # The database back, the link still reveals its secret once.
+    revealed = client.post(page(token))
+    assert revealed.status_code == 200
+    assert escape(SECRET) in revealed.content.decode()
