@@ -36,11 +36,11 @@ def make_bonus(campaign, *, login=10001, **fields) -> Bonus:
 
 def caller(kind, *, api, make_user, as_user):
     """The API client as `kind`: a staff role's value, "client", "anonymous" or "api_key"
-    (an integration key of a user without staff roles)."""
+    (an integration key with scope `triggers` of a user without staff roles)."""
     if kind == "anonymous":
         return api
     if kind == "api_key":
-        _, raw = api_key_create(user=make_user(), name="CRM")
+        _, raw = api_key_create(user=make_user(), name="CRM", scopes=["triggers"])
         api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
         return api
     return as_user(make_user(role=None if kind == "client" else Role(kind)))

@@ -196,7 +196,9 @@ def test_only_super_admin_and_integration_keys_send_triggers(kind, path, client_
 
 
 def test_a_key_of_a_support_agent_may_trigger_as_an_integration(api, make_user):
-    _, raw = api_key_create(user=make_user(role=Role.SUPPORT_AGENT), name="CRM")
+    _, raw = api_key_create(
+        user=make_user(role=Role.SUPPORT_AGENT), name="CRM", scopes=["triggers"]
+    )
     api.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
     response = api.post("/api/v1/triggers/deposit/", {"login": "x"}, format="json")
     assert response.status_code == 400
