@@ -6,9 +6,11 @@ from typing import Any
 from django import forms
 from django.contrib.admin.widgets import FilteredSelectMultiple
 
+from core.money import StrictDecimalFormField, StrictIntegerFormField
+
 from .models import Campaign
 from .selectors import mt5_choices
-from .validation import EDITABLE_FIELDS, campaign_check
+from .validation import COUNT_FIELDS, DECIMAL_FIELDS, EDITABLE_FIELDS, campaign_check
 
 _SEPARATORS = re.compile(r"[,\n]")
 
@@ -62,6 +64,11 @@ class CampaignAdminForm(forms.ModelForm):
     class Meta:
         model = Campaign
         fields = EDITABLE_FIELDS
+        # Plain ASCII numbers, as the API takes them: not "1_000", "1e2" or full-width digits.
+        field_classes = {
+            **dict.fromkeys(DECIMAL_FIELDS, StrictDecimalFormField),
+            **dict.fromkeys(COUNT_FIELDS, StrictIntegerFormField),
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

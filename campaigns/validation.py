@@ -19,6 +19,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.errors import ApplicationError
+from core.money import NumberFormatError, parse_decimal, parse_int
 
 from .models import Campaign
 
@@ -45,6 +46,17 @@ EDITABLE_FIELDS: tuple[str, ...] = (
     "ends_at",
 )
 LIST_FIELDS: tuple[str, ...] = ("agent_codes", "target_groups", "target_countries")
+# Numbers from outside are plain ASCII (core.money): "1_000", "1e2", full-width digits and
+# NaN are refused here too, whoever calls (the API, the admin, a command).
+DECIMAL_FIELDS: tuple[str, ...] = (
+    "percentage",
+    "max_bonus",
+    "min_deposit",
+    "max_deposit",
+    "convert_per_lot",
+    "fixed_amount",
+)
+COUNT_FIELDS: tuple[str, ...] = ("max_concurrent", "bonus_expiry_days")
 LIST_ITEM_MAX_LENGTH = 128
 LIST_MAX_ITEMS = 500
 # Clients type promo codes: letters, digits, "-" and "_" only, so that "matched
@@ -121,10 +133,17 @@ def campaign_check(
         if values[name] is None:
             values[name] = empty
 
+    values, number_problems = _strict_numbers(values)
+    problems += number_problems
+
     # The model's own field checks (required, choices, lengths, digits) and conversions.
     instance = Campaign(**values)
     try:
-        instance.full_clean(validate_unique=False, validate_constraints=False)
+        instance.full_clean(
+            exclude=[problem.field for problem in number_problems],
+            validate_unique=False,
+            validate_constraints=False,
+        )
     except ValidationError as exc:
         for field, errors in exc.error_dict.items():
             problems += [
@@ -149,6 +168,25 @@ def campaign_validate(values: Mapping[str, Any], *, pk: int | None = None) -> di
     if problems:
         raise CampaignInvalid(problems)
     return clean
+
+
+def _strict_numbers(values: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+    """The decimal and count fields parsed strictly; a value that is no plain number is a
+    problem (`invalid_number`), and the model's own checks skip that field."""
+    values = dict(values)
+    problems: list[Problem] = []
+    for name in (*DECIMAL_FIELDS, *COUNT_FIELDS):
+        if values[name] is None or values[name] == "":
+            continue
+        try:
+            if name in COUNT_FIELDS:
+                values[name] = parse_int(values[name])
+            else:
+                places = Campaign._meta.get_field(name).decimal_places
+                values[name] = parse_decimal(values[name], max_decimal_places=places)
+        except NumberFormatError as exc:
+            problems.append(Problem(name, "invalid_number", str(exc)))
+    return values, problems
 
 
 def _promo_code(value: Any) -> Any:

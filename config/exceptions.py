@@ -10,6 +10,7 @@ import logging
 import sys
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
@@ -19,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.errors import ApplicationError, RateLimitedError
+from core.parsers import TooLarge
 from gateways.errors import GatewayError, TransientGatewayError
 
 logger = logging.getLogger(__name__)
@@ -92,6 +94,11 @@ got_request_exception.connect(_mark_database_error, dispatch_uid="config.databas
 
 
 def exception_handler(exc, context):
+    # Django's own body limits, met while DRF reads the body: JSON with a code, not HTML.
+    if isinstance(exc, RequestDataTooBig):
+        exc = TooLarge()
+    elif isinstance(exc, TooManyFieldsSent):
+        exc = exceptions.ParseError("Too many form fields.", code="too_many_fields")
     if is_database_unavailable(exc):
         return Response(
             _database_unavailable(exc),

@@ -63,6 +63,9 @@ MIDDLEWARE = [
     # Cache-Control: no-store on every /api/ and /d/ answer (keys, links, tokens): outermost,
     # so the answers made below (guards, 503s) get it too.
     "config.middleware.NoStoreMiddleware",
+    # Paths, query strings and headers no view should see (NUL, control characters, bad
+    # UTF-8, oversized headers): 400/431 with a code, before anything reads them.
+    "core.guards.RequestGuardMiddleware",
     # A database error anywhere below is a 503 `database_unavailable`, never a 500.
     "config.exceptions.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -154,6 +157,13 @@ LOGIN_LOCKOUT_MAX_FAILURES = env.int("LOGIN_LOCKOUT_MAX_FAILURES", default=10)
 LOGIN_LOCKOUT_WINDOW_SECONDS = env.int("LOGIN_LOCKOUT_WINDOW_SECONDS", default=900)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 
+# Request shapes (core/parsers.py, core/guards.py): a body over this many bytes is 413
+# `too_large` (Django's own limit, answered as JSON on the API); JSON nested deeper is 400
+# `too_deep`; one header value longer is 431 `header_too_large`.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32)
+API_MAX_HEADER_BYTES = env.int("API_MAX_HEADER_BYTES", default=8190)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework_simplejwt.authentication.JWTAuthentication",
@@ -166,6 +176,12 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
     "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
+    # Bounded size and nesting, no NUL in text, JSON numbers keeping their text (core.money).
+    "DEFAULT_PARSER_CLASSES": [
+        "core.parsers.JSONParser",
+        "core.parsers.FormParser",
+        "core.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # Keyed by core.net.client_ip: DRF's own guess trusts any X-Forwarded-For.
     "DEFAULT_THROTTLE_CLASSES": ["core.throttling.ScopedRateThrottle"],

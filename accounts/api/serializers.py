@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from accounts.models import MonitoredAccount, User, normalize_email
 from accounts.services import user_email_taken, user_roles
+from core.money import MoneyField
 
 
 class RegisterInputSerializer(serializers.Serializer):
@@ -100,7 +101,7 @@ class MonitoredAccountSerializer(serializers.ModelSerializer):
 
 
 class TestDealInputSerializer(serializers.Serializer):
-    amount = serializers.DecimalField(
+    amount = MoneyField(
         max_digits=16,
         decimal_places=2,
         min_value=Decimal("0.01"),

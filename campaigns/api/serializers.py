@@ -4,6 +4,7 @@ from rest_framework import serializers
 from campaigns.models import Campaign
 from campaigns.selectors import campaign_is_live
 from campaigns.validation import EDITABLE_FIELDS, LIST_ITEM_MAX_LENGTH, LIST_MAX_ITEMS
+from core.money import StrictNumbersMixin
 
 
 class _Text(serializers.CharField):
@@ -53,8 +54,11 @@ class CampaignSerializer(serializers.ModelSerializer):
         return campaign_is_live(campaign)
 
 
-class CampaignInputSerializer(serializers.ModelSerializer):
+class CampaignInputSerializer(StrictNumbersMixin, serializers.ModelSerializer):
     """What a caller may send to create or edit a campaign (never status).
+
+    Money, the percentage and the counts are plain ASCII numbers (`core.money`): `"1_000"`,
+    `"1e2"` or full-width digits are 400.
 
     Shapes only; the rules across fields (deposit range, Type C, promo codes, dates...) are
     the service's, and come back as 400 with the field named.

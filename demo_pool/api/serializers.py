@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from core.money import StrictIntegerField
 from delivery.errors import InvalidDeliveryError
 from delivery.models import Delivery
 from delivery.services import delivery_contact_check
@@ -125,7 +126,7 @@ class PoolStatusSerializer(serializers.Serializer):
 
 
 class ReplenishQuerySerializer(serializers.Serializer):
-    count = serializers.IntegerField(min_value=1, max_value=1000, default=10)
+    count = StrictIntegerField(min_value=1, max_value=1000, default=10)
 
 
 class ReplenishedSerializer(serializers.Serializer):

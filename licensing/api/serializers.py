@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from core.money import StrictIntegerField, StrictNumbersMixin
 from delivery.errors import InvalidDeliveryError
 from delivery.models import Delivery
 from delivery.services import delivery_contact_check
@@ -59,7 +60,7 @@ class LicenseCreateSerializer(serializers.Serializer):
     account_id = serializers.RegexField(r"^[A-Za-z0-9_.@+-]{1,64}$")
     email = serializers.EmailField(required=False, allow_blank=True, default="")
     license_type = serializers.ChoiceField(choices=License.Type.choices)
-    license_duration_days = serializers.IntegerField(
+    license_duration_days = StrictIntegerField(
         required=False, min_value=1, max_value=36500, allow_null=True
     )
     notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
@@ -127,7 +128,7 @@ class LicenseCreatedSerializer(LicenseSerializer):
 
 
 class ExtendSerializer(serializers.Serializer):
-    additional_days = serializers.IntegerField(min_value=1, max_value=36500)
+    additional_days = StrictIntegerField(min_value=1, max_value=36500)
 
 
 class SuspendSerializer(serializers.Serializer):
@@ -174,7 +175,7 @@ class LicenseFileSerializer(serializers.Serializer):
     signature = serializers.CharField()
 
 
-class TradeSerializer(serializers.ModelSerializer):
+class TradeSerializer(StrictNumbersMixin, serializers.ModelSerializer):
     class Meta:
         model = ReportedTrade
         fields = [

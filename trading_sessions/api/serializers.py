@@ -8,6 +8,8 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from core.money import MoneyField, StrictDecimalField, StrictIntegerField
+
 from ..models import BrokerAccount, Signal, Trade, TradingSession
 from ..selectors import PERIODS
 from ..services.signals import MAX_DURATION, MIN_DURATION
@@ -19,12 +21,12 @@ DIRECTIONS = [("call", "Call"), ("put", "Put")]
 
 
 def id_field(**kwargs) -> serializers.IntegerField:
-    return serializers.IntegerField(min_value=1, max_value=MAX_BIGINT, **kwargs)
+    return StrictIntegerField(min_value=1, max_value=MAX_BIGINT, **kwargs)
 
 
 def amount_field(**kwargs) -> serializers.DecimalField:
     """Money in: more than zero, at most two decimals, fits a 12-digit column."""
-    return serializers.DecimalField(max_digits=12, decimal_places=2, min_value=CENT, **kwargs)
+    return MoneyField(max_digits=12, decimal_places=2, min_value=CENT, **kwargs)
 
 
 def money_field(**kwargs) -> serializers.DecimalField:
@@ -33,7 +35,7 @@ def money_field(**kwargs) -> serializers.DecimalField:
 
 
 def duration_field(**kwargs) -> serializers.IntegerField:
-    return serializers.IntegerField(
+    return StrictIntegerField(
         min_value=MIN_DURATION, max_value=MAX_DURATION, help_text="Seconds.", **kwargs
     )
 
@@ -130,10 +132,10 @@ class SessionInputSerializer(serializers.Serializer):
     session_name = serializers.CharField(max_length=100)
     account_id = id_field(help_text="One of your broker accounts.")
     trade_amount = amount_field()
-    gale_limit = serializers.IntegerField(
+    gale_limit = StrictIntegerField(
         min_value=0, max_value=10, help_text="Steps up the gale ladder (0: none)."
     )
-    gale_multiplier = serializers.DecimalField(
+    gale_multiplier = StrictDecimalField(
         max_digits=4,
         decimal_places=2,
         min_value=Decimal("1.00"),
