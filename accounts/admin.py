@@ -38,6 +38,7 @@ from accounts.services import (
     user_roles,
 )
 from accounts.services.events import account_events_retry_now
+from core.money import StrictIntegerFormField
 from core.net import client_ip
 from gateways.errors import GatewayError
 
@@ -347,7 +348,7 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 
 class RegisterLoginForm(forms.Form):
-    login = forms.IntegerField(label="MT5 login", min_value=1, max_value=MAX_BIGINT)
+    login = StrictIntegerFormField(label="MT5 login", min_value=1, max_value=MAX_BIGINT)
 
 
 @admin.register(MonitoredAccount)

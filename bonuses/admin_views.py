@@ -193,7 +193,7 @@ def _assign(model_admin, request, fields, *, override: bool) -> HttpResponse:
 
 
 class LookupForm(forms.Form):
-    login = forms.IntegerField(label="MT5 login", min_value=1, max_value=MAX_BIGINT)
+    login = StrictIntegerFormField(label="MT5 login", min_value=1, max_value=MAX_BIGINT)
 
 
 def account_lookup_view(model_admin, request: HttpRequest) -> HttpResponse:
@@ -222,7 +222,9 @@ class ReportFilterForm(forms.Form):
     campaign = forms.ModelChoiceField(
         queryset=Campaign.objects.order_by("name"), required=False, empty_label="All campaigns"
     )
-    login = forms.IntegerField(label="MT5 login", min_value=1, max_value=MAX_BIGINT, required=False)
+    login = StrictIntegerFormField(
+        label="MT5 login", min_value=1, max_value=MAX_BIGINT, required=False
+    )
     since = forms.DateTimeField(required=False, help_text="UTC, e.g. 2026-01-31 00:00")
     until = forms.DateTimeField(required=False, help_text="UTC, exclusive")
 

@@ -1,7 +1,6 @@
 """Query filters of the bonus API: the bonus list, the approvals and the audit trail."""
 
 import django_filters
-from django import forms
 from django.db.models import CharField, Q, QuerySet
 from django.db.models.functions import Cast
 
@@ -9,6 +8,7 @@ from accounts.api.filters import UTCDateTimeFilter
 from accounts.models import AuditEvent
 from bonuses.models import Bonus, BonusApproval
 from campaigns.models import Campaign
+from core.money import StrictIntegerFormField
 
 BONUS_OBJECT_TYPE = Bonus._meta.label_lower  # "bonuses.bonus", as audit_record(obj=bonus) writes
 CAMPAIGN_OBJECT_TYPE = Campaign._meta.label_lower
@@ -20,7 +20,7 @@ MAX_BIGINT = 2**63 - 1
 class IdFilter(django_filters.NumberFilter):
     """A positive integer (an id or an MT5 login): "1.5", "-1" or a 30-digit number is a 400."""
 
-    field_class = forms.IntegerField
+    field_class = StrictIntegerFormField
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("min_value", 1)

@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from accounts.errors import ApplicationError
+from core.money import StrictIntegerFormField
 from delivery.errors import InvalidDeliveryError
 from delivery.models import Delivery
 from delivery.services import delivery_contact_check
@@ -63,7 +64,7 @@ def _each(modeladmin, request, queryset, work, verb):
 class LicenseAddForm(forms.ModelForm):
     """A new license: the key is shown once on the next page, or sent by a one-time link."""
 
-    duration_days = forms.IntegerField(
+    duration_days = StrictIntegerFormField(
         required=False,
         min_value=1,
         max_value=36500,

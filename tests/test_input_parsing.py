@@ -233,3 +233,12 @@ def test_a_campaign_written_by_any_caller_takes_only_plain_numbers(value, make_u
     with pytest.raises(CampaignInvalid) as refused:
         campaign_create(actor=make_user(), name="Service", bonus_type="B", percentage=value)
     assert "percentage" in refused.value.extra
+
+
+@pytest.mark.parametrize("value", ["1_0", "\uff13\uff10", "3e1"])
+def test_the_license_admin_form_takes_plain_day_counts(value):
+    from licensing.admin import LicenseAddForm
+
+    form = LicenseAddForm(data={"duration_days": value})
+    form.is_valid()
+    assert "duration_days" in form.errors

@@ -9,6 +9,7 @@ from django_filters.constants import EMPTY_VALUES
 from django_filters.fields import IsoDateTimeField
 
 from accounts.models import MonitoredAccount
+from core.money import StrictIntegerFormField
 
 MAX_BIGINT = 2**63 - 1
 
@@ -16,7 +17,7 @@ MAX_BIGINT = 2**63 - 1
 class LoginFilter(django_filters.NumberFilter):
     """An MT5 login: "1.5", "-1" or a 30-digit number is a 400, not a 500."""
 
-    field_class = forms.IntegerField
+    field_class = StrictIntegerFormField
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("min_value", 1)

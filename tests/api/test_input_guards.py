@@ -484,3 +484,18 @@ def test_a_money_amount_with_three_decimals_says_how_many_are_allowed(world):
     response = _send(world, "test_deposit", "amount", '"10.005"')
     assert response.status_code == 400
     assert answer(response)["amount"] == ["At most 2 decimal places."]
+
+
+@pytest.mark.parametrize(
+    ("identity", "path", "name"),
+    [
+        ("super_admin", "/api/v1/bonuses/?login={}", "login"),
+        ("super_admin", "/api/v1/audit/?campaign={}", "campaign"),
+        ("client", "/api/v1/trades/?session={}", "session"),
+    ],
+)
+@pytest.mark.parametrize("value", ["%EF%BC%91%EF%BC%92", "1_2", "1e2", "%D9%A3"])
+def test_an_id_filter_in_the_query_takes_only_ascii_digits(world, identity, path, name, value):
+    response = call(world, identity, "GET", path.format(value))
+    assert response.status_code == 400, response.content[:300]
+    assert name in answer(response)

@@ -1,9 +1,9 @@
 """Query filters of the trading API."""
 
 import django_filters
-from django import forms
 
 from accounts.api.filters import UTCDateTimeFilter
+from core.money import StrictIntegerFormField
 
 from ..models import Trade
 from .serializers import MAX_BIGINT
@@ -12,7 +12,7 @@ from .serializers import MAX_BIGINT
 class IdFilter(django_filters.NumberFilter):
     """A positive id: "1.5", "-1" or a 30-digit number is a 400, not a 500."""
 
-    field_class = forms.IntegerField
+    field_class = StrictIntegerFormField
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("min_value", 1)
