@@ -24,7 +24,8 @@ logger_class = "config.logging.RedactingGunicornLogger"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 reload = os.environ.get("WEB_RELOAD", "").lower() in {"1", "true", "yes"}
 # gunicorn's runtime control socket (~/.gunicorn/gunicorn.ctl) is one path per user: two
-# servers on one machine (make run beside make soak) would take it from each other. Unused.
+# servers on one machine (make run beside make soak) would take it from each other. Unused
+# (a gunicorn 27+ setting; the pinned version has no such socket and ignores the name).
 control_socket_disable = True
 
 
