@@ -41,6 +41,11 @@ def _give_back(key: str) -> None:
         cache.decr(key)
 
 
+def admin_login_limit_clear(*, address: str) -> bool:
+    """Forget the failed admin logins counted for `address` (an operator's unlock)."""
+    return bool(cache.delete(CACHE_PREFIX + address))
+
+
 class AdminLoginThrottleMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response

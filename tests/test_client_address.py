@@ -1,6 +1,7 @@
 """The client address every limit uses, and the attacks on it: a spoofed X-Forwarded-For
 must not reset a limit, and concurrent guesses must not outrun the admin login's count."""
 
+import io
 import os
 import subprocess
 import sys
@@ -188,3 +189,26 @@ def test_twenty_concurrent_wrong_admin_passwords_check_at_most_the_limit(setting
     assert sorted(statuses) == [200] * 10 + [429] * 10
     # The count is exactly the failures: the next guess is refused, unchecked.
     assert admin_guess(99) == 429
+
+
+def test_an_operator_lifts_the_admin_login_limit_of_an_address(settings):
+    from django.core.management import call_command
+
+    from accounts.models import AuditEvent
+
+    settings.ADMIN_LOGIN_MAX_FAILURES = 2
+    assert [admin_guess(n) for n in range(3)] == [200, 200, 429]
+
+    call_command("unlock_login", "--address", "203.0.113.7", stdout=io.StringIO())
+
+    assert admin_guess(9) == 200  # checked again (and wrong)
+    assert AuditEvent.objects.filter(
+        action="login.address_unlocked", object_id="203.0.113.7"
+    ).exists()
+
+
+def test_unlocking_an_address_that_is_no_address_is_refused():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="not an IP address"):
+        call_command("unlock_login", "--address", "10.0.0.7; drop")
