@@ -175,7 +175,38 @@ class LicenseFileSerializer(serializers.Serializer):
     signature = serializers.CharField()
 
 
+class TradeSideField(serializers.ChoiceField):
+    """BUY or SELL, stored and answered so; accepted in any case, and as `long` or `short`.
+
+    Only ASCII words are folded: a look-alike letter (a long s, whose upper case is S, or a
+    Cyrillic e) stays a 400.
+    """
+
+    ALIASES = {
+        "buy": ReportedTrade.Side.BUY,
+        "long": ReportedTrade.Side.BUY,
+        "sell": ReportedTrade.Side.SELL,
+        "short": ReportedTrade.Side.SELL,
+    }
+    default_error_messages = {
+        "invalid_choice": "Not a side: use BUY or SELL (any case), long or short."
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "help_text", "BUY or SELL in any case, or long (BUY) or short (SELL); stored BUY|SELL."
+        )
+        super().__init__(choices=ReportedTrade.Side.choices, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and data.isascii() and data.lower() in self.ALIASES:
+            return self.ALIASES[data.lower()].value
+        return super().to_internal_value(data)
+
+
 class TradeSerializer(StrictNumbersMixin, serializers.ModelSerializer):
+    side = TradeSideField()
+
     class Meta:
         model = ReportedTrade
         fields = [
