@@ -32,6 +32,34 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# CORS (django-cors-headers): browser front ends on these origins may call /api/. Empty by
+# default: no other origin may. Exact origins only (`https://app.example.com`), never `*`:
+# answers carry license keys, links and tokens. Bearer tokens and API keys, not cookies, so
+# no credentials mode.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+for _origin in CORS_ALLOWED_ORIGINS:
+    _scheme, _, _rest = _origin.partition("://")
+    if _scheme not in ("http", "https") or not _rest or "/" in _rest or "*" in _rest:
+        raise ImproperlyConfigured(
+            f"CORS_ALLOWED_ORIGINS: {_origin!r} is not an origin like https://app.example.com"
+        )
+CORS_URLS_REGEX = r"^/api/"
+CORS_ALLOW_HEADERS = (
+    "accept",
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "x-license-key",
+)
+# Headers a browser script may read beyond the safelisted ones: when to retry, the budget.
+CORS_EXPOSE_HEADERS = (
+    "retry-after",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+)
+CORS_PREFLIGHT_MAX_AGE = 600
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -46,6 +74,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "import_export",
     "django_celery_beat",
+    "corsheaders",
     # Brokerdesk, lowest floor first (see docs/architecture.md for who may import whom).
     "gateways",
     "accounts",
@@ -63,6 +92,9 @@ MIDDLEWARE = [
     # Cache-Control: no-store on every /api/ and /d/ answer (keys, links, tokens): outermost,
     # so the answers made below (guards, 503s) get it too.
     "config.middleware.NoStoreMiddleware",
+    # CORS as high as its docs ask, above every middleware that answers by itself (guards,
+    # 503s, CommonMiddleware, WhiteNoise): a browser may read those refusals and their codes.
+    "corsheaders.middleware.CorsMiddleware",
     # Paths, query strings and headers no view should see (NUL, control characters, bad
     # UTF-8, oversized headers): 400/431 with a code, before anything reads them.
     "core.guards.RequestGuardMiddleware",
@@ -652,8 +684,11 @@ if not ENCRYPTION_KEYS and not DEBUG:
         "(manage.py generate_encryption_key prints a new key)."
     )
 ENCRYPTION_KEY_FILE = "" if ENCRYPTION_KEYS else str(VAR_DIR / "encryption.keys")
-# Where one-time links point: /d/<token> under this address.
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# Where one-time links point: /d/<token> under this address. Unset, it follows PORT (the port
+# `make run` and gunicorn serve on), so `PORT=8080 make run` links to :8080, not :8000.
+PUBLIC_BASE_URL = env.str(
+    "PUBLIC_BASE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}"
+)
 DELIVERY_LINK_TTL_MINUTES = env.int("DELIVERY_LINK_TTL_MINUTES", default=30)
 # Per client address, on /d/<token> and the reveal API: reveals (POST) and page views (GET).
 DELIVERY_REVEAL_RATE_LIMIT = env.str("DELIVERY_REVEAL_RATE_LIMIT", default="10/min")
