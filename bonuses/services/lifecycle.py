@@ -1,5 +1,8 @@
 """Ending and shrinking bonuses: cancel, expiry, force-convert, withdrawal, drawdown.
 
+Drawdown protection fires only on an account that had own funds or has traded (the rule is
+in `drawdown.py` and docs/bonuses.md).
+
 Each is one short transaction under the account's lock that changes the bonuses, records
 the credit-out (and balance-in) intents and the audit events; the writes go to the server
 after the commit, and Type A leverage is brought in line afterwards. A bonus gives back only
@@ -28,6 +31,7 @@ from .common import (
     read_account,
     try_read_account,
 )
+from .drawdown import drawdown_stake
 from .ledger import intent_add, new_operation, operation_execute
 from .leverage import leverage_sync
 
@@ -185,8 +189,11 @@ def withdrawal_apply(
 
 
 def drawdown_apply(*, login: int, actor=None) -> list[Bonus]:
-    """Equity <= credit (credit > 0) while the system's bonuses are active: close every
-    position, cancel those bonuses and remove the credit they hold. Anything else: no-op.
+    """Equity <= credit (credit > 0) while the system's bonuses are active, on an account
+    that had own funds or has traded (`drawdown_stake`): close every position, cancel those
+    bonuses and remove the credit they hold. At the line with nothing of its own ever at
+    stake (a no-deposit bonus before any trading): audited `bonus.drawdown_skipped`, nothing
+    else. Anything else: no-op.
 
     The close goes first; the credit-outs follow it, and whatever the server does not settle
     now stays open in the ledger for `intents_resolve` to finish.
@@ -194,11 +201,19 @@ def drawdown_apply(*, login: int, actor=None) -> list[Bonus]:
     account = read_account(login)
     if account is None or account.credit <= 0 or account.equity > account.credit:
         return []
+    held = list(Bonus.objects.filter(login=login, status=Bonus.Status.ACTIVE).order_by("pk"))
+    if not held:
+        return []  # the credit there is not ours: leave the account alone
+    stake = drawdown_stake(login=login, account=account, bonuses=held)
+    line = f"equity {account.equity} <= credit {account.credit}"
+    if not stake.protected:
+        _drawdown_skip(login, held, account=account, reason=f"{line}, but {stake.describe()}")
+        return []
     operation = new_operation()
     with atomic_for(login):
         bonuses = _active_for_update(login)
         if not bonuses:
-            return []  # the credit there is not ours: leave the account alone
+            return []
         intent_add(login=login, kind=Kind.CLOSE_POSITIONS, operation=operation, reason="drawdown")
         for bonus in bonuses:
             _end(
@@ -210,13 +225,27 @@ def drawdown_apply(*, login: int, actor=None) -> list[Bonus]:
                 operation=operation,
                 actor=actor,
                 account=account,
-                audit_reason=f"drawdown: equity {account.equity} <= credit {account.credit}",
+                audit_reason=f"drawdown: {line}; {stake.describe()}",
             )
     _settle(login, operation, bonuses, actor=actor, reason="drawdown")
     return bonuses
 
 
 # --- Internals -------------------------------------------------------------------------------
+
+
+def _drawdown_skip(login: int, held: list[Bonus], *, account, reason: str) -> None:
+    """Say on each bonus's trail why a drawdown left it alone (once per fall to the line)."""
+    logger.info("drawdown on %s not applied: %s", login, reason)
+    with atomic_for(login):
+        for bonus in _active_for_update(login, pks=[bonus.pk for bonus in held]):
+            audit_bonus(
+                verb="drawdown_skipped",
+                bonus=bonus,
+                before=None,
+                account=account,
+                reason=reason,
+            )
 
 
 def _expire_account(login: int, pks: list[int], now: datetime) -> int:
