@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# Every process sees it: web binds to it and one-time links point at it (PUBLIC_BASE_URL unset).
+export PORT
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: run test test-browser lint format bench install install-dev doctor clean soak

@@ -47,6 +47,27 @@ def check_cache() -> str:
     return settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
 
 
+# Backends that each process keeps for itself: web, worker and beat run as separate processes
+# (and gunicorn and Celery fork more), so the sweep record, locks and limits would not cross.
+PER_PROCESS_CACHES = {
+    "django.core.cache.backends.locmem.LocMemCache": "kept in each process's memory",
+    "django.core.cache.backends.dummy.DummyCache": "a dummy that keeps nothing",
+}
+
+
+def check_shared_cache() -> str:
+    backend = settings.CACHES["default"]["BACKEND"]
+    if backend in PER_PROCESS_CACHES:
+        raise RuntimeError(
+            f"the cache is {PER_PROCESS_CACHES[backend]}: web, worker and beat would not see each "
+            "other's monitor sweeps, locks and limits; set REDIS_URL, or leave CACHES to the "
+            "embedded file cache"
+        )
+    location = settings.CACHES["default"].get("LOCATION", "")
+    where = f" at {location}" if backend == "core.cache.FileCache" else ""
+    return f"{backend.rsplit('.', 1)[-1]}{where}, shared by every process"
+
+
 def check_broker() -> str:
     with current_app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=3)
@@ -93,6 +114,7 @@ def check_keys() -> str:
 READINESS_CHECKS = {"database": check_database, "cache": check_cache, "broker": check_broker}
 DOCTOR_CHECKS = {
     **READINESS_CHECKS,
+    "shared cache": check_shared_cache,
     "gateways": check_gateways,
     "beat schedule": check_beat_schedule,
     "keys": check_keys,

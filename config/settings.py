@@ -1,7 +1,7 @@
 """Brokerdesk settings: every knob is read from the environment here, and only here.
 
 With no environment at all the product runs on its embedded defaults (SQLite and a
-server-less Celery broker under ``var/``, locmem cache, console email, simulated gateways),
+server-less Celery broker and a file cache under ``var/``, console email, simulated gateways),
 so ``make run`` works on a bare machine. ``.env.example`` lists every variable.
 """
 
@@ -15,12 +15,13 @@ from celery.schedules import crontab, schedule
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
 # A local .env is a convenience for developers; the process environment always wins.
 if (BASE_DIR / ".env").is_file():
     env.read_env(str(BASE_DIR / ".env"), overwrite=False)
+# The embedded defaults' files: SQLite, the server-less broker, the cache, local keys, spools.
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 # --- Core -------------------------------------------------------------------------------------
 
@@ -166,7 +167,19 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Web, worker and beat are separate processes even under `make run`: what crosses them (the
+    # monitor's sweep record and lock, limits, the heartbeat) needs one cache they all see, so
+    # the embedded default is files under var/ (core/cache.py), never a per-process memory.
+    CACHES = {
+        "default": {
+            "BACKEND": "core.cache.FileCache",
+            "LOCATION": env.str("CACHE_DIR", default=str(VAR_DIR / "cache")),
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="brokerdesk"),
+            "TIMEOUT": 300,
+            # Django culls at random past 300 entries: that would drop locks and sweep records.
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    }
 
 # --- Auth -------------------------------------------------------------------------------------
 

@@ -5,12 +5,16 @@ Tests marked `postgres` run whenever DATABASE_URL points at PostgreSQL and are d
 a run that silently fell back to SQLite or locmem would prove nothing.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
 
 def pytest_sessionstart(session):
+    _own_cache_directory()
     database_url = os.environ.get("DATABASE_URL", "")
     if database_url.startswith(("postgres://", "postgresql://")):
         import psycopg
@@ -29,6 +33,20 @@ def pytest_sessionstart(session):
             redis.Redis.from_url(redis_url, socket_connect_timeout=5).ping()
         except redis.RedisError as exc:
             pytest.exit(f"REDIS_URL is set but Redis does not answer: {exc}", returncode=3)
+
+
+def _own_cache_directory():
+    """Without Redis the cache is files (core/cache.py, the embedded default): this run gets its
+    own directory, also for the processes it starts, so a `make run` or another test run in the
+    same checkout neither sees nor clears its entries."""
+    from django.conf import settings
+
+    if settings.CACHES["default"]["BACKEND"] != "core.cache.FileCache":
+        return
+    directory = tempfile.mkdtemp(prefix="brokerdesk-test-cache-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    settings.CACHES["default"]["LOCATION"] = directory
+    os.environ["CACHE_DIR"] = directory
 
 
 def pytest_collection_modifyitems(config, items):

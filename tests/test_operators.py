@@ -84,9 +84,29 @@ def test_doctor_passes_when_everything_answers(settings, capsys):
     settings.DEBUG = True  # the development key is accepted only while DEBUG is on
     call_command("doctor")
     out = capsys.readouterr().out
-    for name in ("database", "cache", "broker", "gateways", "beat schedule", "keys"):
+    for name in (
+        "database",
+        "cache",
+        "broker",
+        "shared cache",
+        "gateways",
+        "beat schedule",
+        "keys",
+    ):
         assert f"ok   {name}" in out
     assert "all checks passed" in out
+
+
+@pytest.mark.django_db
+def test_doctor_flags_a_cache_each_process_keeps_for_itself(settings, capsys):
+    """Under locmem the web never saw the worker's sweeps: "Last monitor sweep: never"."""
+    settings.DEBUG = True
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    with pytest.raises(CommandError, match="shared cache"):
+        call_command("doctor")
+    out = capsys.readouterr().out
+    assert "FAIL shared cache" in out
+    assert "would not see each other's monitor sweeps" in out
 
 
 def test_doctor_fails_clearly_when_the_database_is_unreachable(tmp_path):
