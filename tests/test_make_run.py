@@ -1,0 +1,187 @@
+"""`make run` as a newcomer runs it: web, worker and beat as separate processes on the embedded
+defaults (and on PostgreSQL + Redis when this run has them). Found when it was tried live:
+the dashboard said "Last monitor sweep: never" forever (the sweep record lived in each
+process's memory), and with `PORT=8080 make run` every one-time link said :8000.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from html import unescape
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = Path(sys.prefix)
+STARTUP_SECONDS = 240  # a bound on a fresh machine's migrate + collectstatic, not a speed claim
+SWEEP_SECONDS = 60  # a bound for the first sweep to show: the real delay is measured by hand
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MakeRun:
+    def __init__(self, tmp_path: Path, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / "make-run.log"
+        environment = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "REDIS_URL", "CACHE_DIR", "PUBLIC_BASE_URL")
+        }
+        environment.update(
+            VAR_DIR=str(tmp_path / "var"),
+            PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"),
+            **env,
+        )
+        self.process = subprocess.Popen(
+            ["make", "--no-print-directory", "run", f"PORT={self.port}", f"VENV={VENV}"],
+            cwd=ROOT,
+            env=environment,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_web(self) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"make run ended:\n{self.output()[-4000:]}"
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
+                    return
+            except (requests.ConnectionError, requests.Timeout):
+                pass
+            time.sleep(0.5)  # polling a starting server, not waiting for time
+        raise AssertionError(f"web never answered:\n{self.output()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)  # Ctrl-C, as a developer stops it
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+def admin_session(url: str) -> requests.Session:
+    session = requests.Session()
+    page = session.get(f"{url}/admin/login/", timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    answer = session.post(
+        f"{url}/admin/login/?next=/admin/",
+        data={
+            "csrfmiddlewaretoken": token,
+            "username": "admin@brokerdesk.local",
+            "password": "admin-local-123",
+            "next": "/admin/",
+        },
+        headers={"Referer": f"{url}/admin/login/"},
+        timeout=10,
+    )
+    assert answer.status_code == 200 and 'id="staff-dashboard"' in answer.text, answer.text[:500]
+    return session
+
+
+def last_sweep_tile(session: requests.Session, url: str) -> str:
+    page = session.get(f"{url}/admin/", timeout=10).text
+    tile = re.search(
+        r'id="tile-monitor_last_sweep".*?<p class="bd-value">(.*?)</p>', page, re.DOTALL
+    )
+    assert tile, "the dashboard has no Last monitor sweep tile"
+    return unescape(re.sub(r"<[^>]+>", "", tile.group(1))).strip()
+
+
+def api_token(url: str) -> str:
+    answer = requests.post(
+        f"{url}/api/v1/auth/token/",
+        json={"email": "admin@brokerdesk.local", "password": "admin-local-123"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["access"]
+
+
+def check_make_run(tmp_path: Path, **env: str) -> None:
+    run = MakeRun(tmp_path, **env)
+    try:
+        run.wait_for_web()
+
+        # The dashboard, read by the web process, shows the worker's sweeps.
+        session = admin_session(run.url)
+        deadline = time.monotonic() + SWEEP_SECONDS
+        shown = last_sweep_tile(session, run.url)
+        while shown == "never" and time.monotonic() < deadline:
+            time.sleep(0.5)  # polling the page for the worker's first sweep
+            shown = last_sweep_tile(session, run.url)
+        assert shown != "never", f"no sweep shown:\n{run.output()[-4000:]}"
+        assert re.fullmatch(r"\d+ s ago", shown), f"the last sweep is old: {shown}"
+
+        # A one-time link points at the port `make run` serves on.
+        answer = requests.post(
+            f"{run.url}/api/v1/admin/users/",
+            json={
+                "account_id": "make-run-check",
+                "license_type": "TRIAL",
+                "delivery_method": "api",
+            },
+            headers={"Authorization": f"Bearer {api_token(run.url)}"},
+            timeout=10,
+        )
+        assert answer.status_code == 201, answer.text
+        link = answer.json()["delivery"]["link"]
+        assert link.startswith(f"{run.url}/d/"), link
+        assert requests.get(link, timeout=10).status_code == 200
+    finally:
+        run.stop()
+    output = run.output()
+    for name in ("web", "worker", "beat"):
+        assert re.search(rf"^\S* ?{name}\.1 +\| ", output, re.MULTILINE), f"{name} never ran"
+    assert "Traceback" not in output, output[output.index("Traceback") - 2000 :][:6000]
+
+
+def test_make_run_on_the_embedded_defaults_shows_sweeps_and_links_to_its_port(tmp_path):
+    check_make_run(tmp_path)
+
+
+@pytest.mark.postgres
+def test_make_run_on_postgresql_and_redis_shows_sweeps_and_links_to_its_port(tmp_path):
+    """The same newcomer path with REDIS_URL (kombu's Redis transport, the Redis cache) and
+    PostgreSQL: a database of its own, dropped afterwards."""
+    import psycopg
+    import redis
+
+    redis_url = os.environ.get("REDIS_URL")
+    assert redis_url, "this run has PostgreSQL, so CI gives it Redis too"
+    own_redis = redis_url.rsplit("/", 1)[0] + "/10"
+    server = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+    name = f"make_run_{os.getpid()}"
+
+    def admin(sql: str) -> None:
+        with psycopg.connect(
+            f"{server}/postgres".replace("postgres://", "postgresql://", 1), autocommit=True
+        ) as connection:
+            connection.execute(sql)
+
+    admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin(f"CREATE DATABASE {name}")
+    redis.Redis.from_url(own_redis).flushdb()
+    try:
+        check_make_run(tmp_path, DATABASE_URL=f"{server}/{name}", REDIS_URL=own_redis)
+    finally:
+        admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        redis.Redis.from_url(own_redis).flushdb()
