@@ -13,6 +13,7 @@ from accounts.services.monitor import (
     monitor_discover,
     monitor_sweep_schedule,
 )
+from gateways.errors import TransientGatewayError
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +38,15 @@ def monitor_sweep_task() -> str:
 
 
 @shared_task(name="accounts.monitor_batch")
-def monitor_batch_task(*, first: int, last: int, sweep_id: str = "") -> dict:
-    """One batch of a fanned-out sweep."""
+def monitor_batch_task(*, first: int, last: int, sweep_id: str = "", failures: int = 0) -> dict:
+    """One batch of a fanned-out sweep (`failures`: its failed tries in a row before this)."""
     try:
         result = monitor_batch(first=first, last=last)
     except Exception:
         logger.exception("monitor batch %s-%s failed", first, last)
         result = SweepResult(batches=1, errors=1)
     if sweep_id:
-        monitor_batch_finished(sweep_id=sweep_id, result=result)
+        monitor_batch_finished(sweep_id=sweep_id, result=result, first=first, failures=failures)
     return result.as_dict()
 
 
@@ -54,6 +55,9 @@ def monitor_discover_task() -> int:
     """Register the server's new logins for monitoring."""
     try:
         return monitor_discover()
+    except TransientGatewayError as exc:  # a fault of the server: the next run tries again
+        logger.info("monitor discovery skipped: MT5 unavailable (%s)", exc)
+        return 0
     except Exception:
         logger.exception("monitor discovery failed")
         return 0

@@ -11,13 +11,20 @@ A sweep walks the active monitored logins in batches (`MONITOR_BATCH_SIZE`). Per
 4. after the commit, the new events are dispatched (`accounts.services.events`).
 
 Overlapping sweeps are harmless: the write phase re-reads the locked rows, a deal is recorded
-once (unique on server + ticket) and a snapshot never moves back in time. A gateway outage
-writes nothing and counts against no account; an account the server does not answer for (or
-whose data cannot be processed) counts an error, and `MONITOR_PAUSE_AFTER_ERRORS` in a row
-pause it until staff reset it.
+once (unique on server + ticket) and a snapshot never moves back in time. A transient fault
+blames no account and delays only what it hit: a read refused quickly is asked again within
+the batch (`MONITOR_CALL_RETRIES`); a batch whose states still cannot be read writes nothing
+and backs off on its own (jittered, at most `MONITOR_BATCH_BACKOFF_MAX_SECONDS`) while the
+other batches go on; accounts whose deals cannot be read stay where they were, to be re-read
+next sweep, while the rest of their batch advances. Only when every batch fails (the gateway
+is down) does the scheduled sweep back off, to one probing batch at a time, and the first
+answer ends it. An account the server does not answer for (or whose data cannot be
+processed) counts an error, and `MONITOR_PAUSE_AFTER_ERRORS` in a row pause it until staff
+reset it.
 """
 
 import logging
+import random
 import time
 import uuid
 from collections import defaultdict
@@ -63,6 +70,7 @@ STATUS_CACHE_KEY = "monitor:last_sweep"
 SWEEPS_CACHE_KEY = "monitor:sweeps_total"
 OUTAGE_CACHE_KEY = "monitor:outage"
 SWEEP_LOCK_KEY = "monitor:sweep_lock"
+BATCH_BACKOFF_KEY = "monitor:batch_backoff:{first}"
 
 
 @dataclass
@@ -176,35 +184,38 @@ def monitor_batch(*, first: int, last: int, dispatch: bool = True) -> SweepResul
         return result
     gateway = get_mt5_gateway()
     try:
-        states, failed = _isolating(gateway.get_states, [row[0] for row in rows])
-        state_at = timezone.now()
-        changed: dict[int, AccountState] = {}
-        money_moved: list[int] = []
-        errors: dict[int, str] = dict(failed)
-        recovered: list[int] = []
-        stamp: list[int] = []
-        for login, balance, credit, equity, leverage, error_count, is_stale in rows:
-            state = states.get(login)
-            if state is None:
-                errors.setdefault(login, "the server does not know this login")
-            elif (balance, credit, equity, leverage) != state:
-                changed[login] = state
-                if balance != state.balance or credit != state.credit:
-                    money_moved.append(login)
-            elif error_count:
-                recovered.append(login)
-            elif is_stale:
-                stamp.append(login)
-        deals = _new_deals(gateway, money_moved, errors)
+        states, failed = _isolating(_retrying(gateway.get_states), [row[0] for row in rows])
     except GatewayError as exc:
         if isinstance(exc, PermanentGatewayError):
             raise
-        # An outage: nothing is written and no account is blamed; the schedule backs off.
+        # Unavailable for this batch: nothing is written and no account is blamed; the
+        # schedule retries this batch after a short backoff.
         logger.info("monitor batch %s-%s: gateway unavailable (%s)", first, last, exc)
         result.outages = 1
         return result
+    state_at = timezone.now()
+    changed: dict[int, AccountState] = {}
+    money_moved: list[int] = []
+    errors: dict[int, str] = dict(failed)
+    recovered: list[int] = []
+    stamp: list[int] = []
+    for login, balance, credit, equity, leverage, error_count, is_stale in rows:
+        state = states.get(login)
+        if state is None:
+            errors.setdefault(login, "the server does not know this login")
+        elif (balance, credit, equity, leverage) != state:
+            changed[login] = state
+            if balance != state.balance or credit != state.credit:
+                money_moved.append(login)
+        elif error_count:
+            recovered.append(login)
+        elif is_stale:
+            stamp.append(login)
+    deals, deferred = _new_deals(gateway, money_moved, errors)
     own = _own_comments(deals)
-    for login in errors:
+    # Without their deals these accounts' new numbers would swallow a deposit: they keep
+    # their snapshot and are compared again next sweep. Neither they nor the batch are blamed.
+    for login in (*errors, *deferred):
         changed.pop(login, None)
     with transaction.atomic():
         events = _write(
@@ -247,11 +258,36 @@ def _isolating(call: Callable, logins: Sequence[int]) -> tuple[dict, dict[int, s
     return {**left, **right}, {**left_failed, **right_failed}
 
 
-def _new_deals(gateway, logins: list[int], errors: dict[int, str]) -> dict[int, list[MT5Deal]]:
+def _retrying(call: Callable) -> Callable:
+    """`call`, asked again after a transient error that came back quickly (a refusal, a 5xx:
+    not a timeout, which would only make the batch slower), at most `MONITOR_CALL_RETRIES`
+    times, after a jittered pause from `MONITOR_CALL_RETRY_SECONDS` that doubles each time."""
+
+    def attempt(logins: Sequence[int]):
+        for retry in range(settings.MONITOR_CALL_RETRIES + 1):
+            started = time.perf_counter()
+            try:
+                return call(logins)
+            except PermanentGatewayError:
+                raise
+            except GatewayError:
+                slow = time.perf_counter() - started > settings.MONITOR_SWEEP_SECONDS
+                if slow or retry == settings.MONITOR_CALL_RETRIES:
+                    raise
+            time.sleep(settings.MONITOR_CALL_RETRY_SECONDS * 2**retry * random.uniform(0.5, 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return attempt
+
+
+def _new_deals(
+    gateway, logins: list[int], errors: dict[int, str]
+) -> tuple[dict[int, list[MT5Deal]], set[int]]:
     """The deals after each login's cursor, at most two calls: accounts that have a cursor,
-    and accounts that never had one (asked only from their `watch_from`)."""
+    and accounts that never had one (asked only from their `watch_from`). Also the logins
+    whose deals the server could not give now (a transient error): they are re-read later."""
     if not logins:
-        return {}
+        return {}, set()
     cursors = dict(
         MonitoredAccount.objects.filter(server=server_name(), login__in=logins).values_list(
             "login", "deal_cursor"
@@ -267,6 +303,7 @@ def _new_deals(gateway, logins: list[int], errors: dict[int, str]) -> dict[int, 
             .first()
         )
     by_login: dict[int, list[MT5Deal]] = {}
+    deferred: set[int] = set()
     for group, group_since in (([x for x in logins if cursors.get(x)], None), (fresh, since)):
         if not group:
             continue
@@ -280,10 +317,15 @@ def _new_deals(gateway, logins: list[int], errors: dict[int, str]) -> dict[int, 
                 found[deal.login].append(deal)
             return found
 
-        found, failed = _isolating(query, group)
+        try:
+            found, failed = _isolating(_retrying(query), group)
+        except GatewayError as exc:  # never permanent: `_isolating` takes those apart
+            logger.info("monitor: deals of %s accounts deferred (%s)", len(group), exc)
+            deferred.update(group)
+            continue
         errors.update(failed)
         by_login.update(found)
-    return by_login
+    return by_login, deferred
 
 
 def _own_comments(deals: dict[int, list[MT5Deal]]) -> set[str]:
@@ -447,61 +489,126 @@ def _count(result: SweepResult, kind: str) -> None:
 
 
 def monitor_sweep_schedule() -> str:
-    """Beat's sweep: skipped while the gateway is backing off or the last sweep still runs;
-    one batch runs here, more go to the workers as `accounts.monitor_batch` tasks."""
+    """Beat's sweep, skipped while the last one still runs ("busy").
+
+    The batches that are due (not backing off after a fault of their own) go to the workers
+    as `accounts.monitor_batch` tasks, or run here when there is only one or fan-out is off.
+    When every batch of a sweep failed the gateway is taken to be down: the sweep backs off
+    ("backing-off") and then only probes, one batch at a time and each in turn; the first
+    answer ends the outage and sends every batch at once. Then retries of events whose
+    handling failed are dispatched as soon as they are due.
+    """
     outage = cache.get(OUTAGE_CACHE_KEY)
     if outage and outage["until"] > time.time():
         return "backing-off"
     sweep_id = uuid.uuid4().hex
     if not cache.add(SWEEP_LOCK_KEY, sweep_id, timeout=settings.MONITOR_SWEEP_LOCK_SECONDS):
         return "busy"
-    ranges = batch_ranges()
-    if len(ranges) <= 1 or not settings.MONITOR_FAN_OUT:
-        try:
-            result = SweepResult()
-            started = time.perf_counter()
+    fanned_out = False
+    try:
+        ranges = batch_ranges()
+        failures = _batch_failures(ranges)
+        started = time.perf_counter()
+        result = SweepResult()
+        if outage and ranges:
+            probe = ranges[outage["count"] % len(ranges)]
+            result.add(_batch_run(*probe, failures=failures))
+            if result.outages:
+                outage_note(failed=True)
+                return "unavailable"
+            outage_note(failed=False)
+            logger.warning("monitor: the MT5 gateway answers again; sweeping every batch")
+            # The backoffs the outage left on the other batches do not hold them back.
+            ranges = [batch for batch in ranges if batch != probe]
+        elif ranges:
+            now = time.time()
+            due = [batch for batch in ranges if failures.get(batch[0], (0, 0))[1] <= now]
+            if not due:
+                return "backing-off"
+            ranges = due
+        if len(ranges) > 1 and settings.MONITOR_FAN_OUT:
+            _fan_out(sweep_id, ranges, failures)
+            fanned_out = True
+            outcome = f"fanned-out:{len(ranges)}"
+        else:
             for first, last in ranges:
-                result.add(monitor_batch(first=first, last=last))
+                result.add(_batch_run(first, last, failures=failures))
+            if result.batches and result.outages == result.batches:
+                outage_note(failed=True)  # every batch failed: no sweep happened
+                return "unavailable"
+            outage_note(failed=False)
             result.ms = round((time.perf_counter() - started) * 1000)
-            outage_note(failed=bool(result.outages))
             sweep_record(result)
-        finally:
+            outcome = "swept"
+    finally:
+        if not fanned_out:
             _release(sweep_id)
-        return "swept"
+    _dispatch_due()
+    return outcome
+
+
+def _batch_run(first: int, last: int, *, failures: dict[int, tuple[int, float]]) -> SweepResult:
+    result = monitor_batch(first=first, last=last)
+    _batch_note(first, before=failures.get(first, (0, 0))[0], failed=bool(result.outages))
+    return result
+
+
+def _fan_out(sweep_id: str, ranges: list[tuple[int, int]], failures: dict) -> None:
     from accounts.tasks import monitor_batch_task
 
     accounts = MonitoredAccount.objects.filter(
         server=server_name(), status=MonitoredAccount.Status.ACTIVE
     ).count()
+    timeout = settings.MONITOR_SWEEP_LOCK_SECONDS
     cache.set(
         f"monitor:sweep:{sweep_id}",
         {"started": time.time(), "batches": len(ranges), "accounts": accounts},
-        timeout=settings.MONITOR_SWEEP_LOCK_SECONDS,
+        timeout=timeout,
     )
-    cache.set(f"monitor:sweep:{sweep_id}:done", 0, timeout=settings.MONITOR_SWEEP_LOCK_SECONDS)
+    cache.set_many(
+        {f"monitor:sweep:{sweep_id}:done": 0, f"monitor:sweep:{sweep_id}:failed": 0},
+        timeout=timeout,
+    )
     for first, last in ranges:
         monitor_batch_task.apply_async(
-            kwargs={"first": first, "last": last, "sweep_id": sweep_id},
-            expires=settings.MONITOR_SWEEP_LOCK_SECONDS,
+            kwargs={
+                "first": first,
+                "last": last,
+                "sweep_id": sweep_id,
+                "failures": failures.get(first, (0, 0))[0],
+            },
+            expires=timeout,
         )
-    return f"fanned-out:{len(ranges)}"
 
 
-def monitor_batch_finished(*, sweep_id: str, result: SweepResult) -> None:
-    """A fanned-out batch is done: the last one records the sweep and frees the schedule."""
-    outage_note(failed=bool(result.outages))
+def monitor_batch_finished(
+    *, sweep_id: str, result: SweepResult, first: int | None = None, failures: int = 0
+) -> None:
+    """A fanned-out batch is done: its own backoff is noted (any answer also ends an outage),
+    and the last batch records the sweep and frees the schedule, or, when every batch
+    failed, backs the sweep off."""
+    failed = bool(result.outages)
+    if first is not None:
+        _batch_note(first, before=failures, failed=failed)
+    if not failed:
+        cache.delete(OUTAGE_CACHE_KEY)
     meta = cache.get(f"monitor:sweep:{sweep_id}")
     if not meta:
         return
     try:
+        if failed:
+            cache.incr(f"monitor:sweep:{sweep_id}:failed")
         done = cache.incr(f"monitor:sweep:{sweep_id}:done")
     except ValueError:
         return
     if done >= meta["batches"]:
-        # The sweep's time and size; its event counts are in the batch tasks' results.
-        total = SweepResult(accounts=meta["accounts"], batches=meta["batches"])
-        total.ms = round((time.time() - meta["started"]) * 1000)
-        sweep_record(total)
+        if (cache.get(f"monitor:sweep:{sweep_id}:failed") or 0) >= meta["batches"]:
+            outage_note(failed=True)
+        else:
+            # The sweep's time and size; its event counts are in the batch tasks' results.
+            total = SweepResult(accounts=meta["accounts"], batches=meta["batches"])
+            total.ms = round((time.time() - meta["started"]) * 1000)
+            sweep_record(total)
         _release(sweep_id)
 
 
@@ -510,17 +617,71 @@ def _release(sweep_id: str) -> None:
         cache.delete(SWEEP_LOCK_KEY)
 
 
+def _backoff_seconds(failures: int, cap: float) -> float:
+    """After `failures` in a row: a sweep period doubled each time, capped, jittered down to
+    half (so batches that failed together do not come back together)."""
+    delay = min(settings.MONITOR_SWEEP_SECONDS * 2 ** (failures - 1), cap)
+    return delay * random.uniform(0.5, 1.0)
+
+
+def _batch_failures(ranges: list[tuple[int, int]]) -> dict[int, tuple[int, float]]:
+    """The batches that failed lately: first login -> (failures in a row, not before);
+    one cache round trip."""
+    if not ranges:
+        return {}
+    keys = {BATCH_BACKOFF_KEY.format(first=first): first for first, _ in ranges}
+    found = cache.get_many(list(keys))
+    return {keys[key]: (value["count"], value["until"]) for key, value in found.items()}
+
+
+def _batch_note(first: int, *, before: int, failed: bool) -> None:
+    """Back one batch off after a fault of its own (`MONITOR_BATCH_BACKOFF_MAX_SECONDS` at
+    most); an answer ends its backoff. The record expires a minute after it."""
+    key = BATCH_BACKOFF_KEY.format(first=first)
+    if not failed:
+        if before:
+            cache.delete(key)
+        return
+    count = before + 1
+    delay = _backoff_seconds(count, settings.MONITOR_BATCH_BACKOFF_MAX_SECONDS)
+    cache.set(key, {"count": count, "until": time.time() + delay}, timeout=int(delay) + 60)
+
+
 def outage_note(*, failed: bool) -> None:
-    """Exponential backoff of the scheduled sweep while the gateway fails, reset by success."""
+    """The scheduled sweep's backoff while every batch fails (the gateway is down), capped at
+    `MONITOR_OUTAGE_MAX_SECONDS` and jittered; an answer ends it."""
     if not failed:
         cache.delete(OUTAGE_CACHE_KEY)
         return
     previous = cache.get(OUTAGE_CACHE_KEY) or {"count": 0}
     count = previous["count"] + 1
-    delay = min(settings.MONITOR_SWEEP_SECONDS * 2**count, settings.MONITOR_OUTAGE_MAX_SECONDS)
+    delay = _backoff_seconds(count, settings.MONITOR_OUTAGE_MAX_SECONDS)
     cache.set(OUTAGE_CACHE_KEY, {"count": count, "until": time.time() + delay}, timeout=None)
     if count == 1:
-        logger.warning("monitor: the MT5 gateway is failing; sweeps back off up to %ss", delay)
+        logger.warning(
+            "monitor: every batch failed, the MT5 gateway looks down; the sweep probes one "
+            "batch at a time, at most %ss apart",
+            settings.MONITOR_OUTAGE_MAX_SECONDS,
+        )
+
+
+def _dispatch_due() -> int:
+    """Hand over the events whose retry is due (one query when there are none), so a failed
+    event is tried again within a sweep of its backoff instead of at the next 10 s sweep of
+    `accounts.dispatch_events`."""
+    logins = list(
+        AccountEvent.objects.filter(
+            status=AccountEvent.Status.PENDING, next_attempt_at__lte=timezone.now()
+        )
+        .order_by()
+        .values_list("login", flat=True)
+        .distinct()[: settings.MONITOR_DISPATCH_LIMIT]
+    )
+    if not logins:
+        return 0
+    from .events import account_events_dispatch
+
+    return account_events_dispatch(logins=logins).handled
 
 
 def sweep_record(result: SweepResult) -> None:

@@ -61,7 +61,7 @@ def test_a_gateway_outage_backs_the_schedule_off_and_it_resumes_by_itself(settin
     settings.MONITOR_FAN_OUT = False
     knobs = SimulatorKnobs.objects.create(server="mt5", error_rate=Decimal("1"))
 
-    assert monitor_sweep_task() == "swept"  # every batch failed: an outage, no account blamed
+    assert monitor_sweep_task() == "unavailable"  # every batch failed: no account blamed
     assert monitor_sweep_task() == "backing-off"
     assert not MonitoredAccount.objects.filter(consecutive_errors__gt=0).exists()
 
