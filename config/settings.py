@@ -521,6 +521,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": schedule(300),
         "options": {"expire_seconds": 290},
     },
+    # Subscriptions past ends_at end, and the trading sessions run under them stop (until then
+    # a fan-out already skips them: docs/trading.md "Who may trade").
+    "licensing.expire_subscriptions": {
+        "task": "licensing.expire_subscriptions",
+        "schedule": schedule(60),
+        "options": {"expire_seconds": 55},
+    },
     # Trades: pending ones retried, overdue ones settled, interrupted signal fan-outs finished.
     "trading_sessions.sweep": {
         "task": "trading_sessions.sweep",

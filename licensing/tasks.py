@@ -1,7 +1,13 @@
 from celery import shared_task
 from django.utils import timezone
 
-from .services import licenses_expire_due, quota_holds_purge, usage_flush, usage_purge
+from .services import (
+    licenses_expire_due,
+    quota_holds_purge,
+    subscriptions_expire_due,
+    usage_flush,
+    usage_purge,
+)
 
 
 @shared_task(name="licensing.flush_activity")
@@ -14,6 +20,12 @@ def flush_activity() -> dict:
 def expire_due() -> int:
     """Mark ACTIVE licenses past their expiry EXPIRED; return how many."""
     return licenses_expire_due()
+
+
+@shared_task(name="licensing.expire_subscriptions")
+def expire_subscriptions() -> int:
+    """End active subscriptions past their end (what ran under them stops); return how many."""
+    return subscriptions_expire_due()
 
 
 @shared_task(name="licensing.purge_usage")

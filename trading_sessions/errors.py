@@ -39,3 +39,8 @@ class UnknownChannelError(ApplicationError):
     status_code = 400
     code = "unknown_channel"
     default_detail = "No such signal channel."
+
+
+class PlanEndedError(ConflictError):
+    code = "plan_ended"
+    default_detail = "Your plan has ended: the sessions started under it stop."

@@ -76,6 +76,8 @@ class TradingSession(models.Model):
         OPERATOR = "operator", "Stopped by an operator"
         BROKER_AUTH = "broker_auth_failed", "The broker refused the login"
         INSUFFICIENT_FUNDS = "insufficient_funds", "Not enough balance on the broker"
+        ACCOUNT_CLOSED = "account_closed", "Its owner's account was deactivated"
+        PLAN_ENDED = "plan_ended", "Its owner's plan was cancelled or expired"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trading_sessions"
@@ -226,6 +228,7 @@ class SignalSkip(models.Model):
         DAILY_QUOTA = "daily_trade_quota", "Over the plan's trades per day"
         POSITIONS_QUOTA = "open_positions_quota", "Over the plan's open positions"
         LOSS_BUDGET = "loss_budget_spent", "Nothing left of the loss budget"
+        PLAN_ENDED = "plan_ended", "The owner's plan is past its end"
 
     signal = models.ForeignKey(Signal, on_delete=models.CASCADE, related_name="skips")
     session = models.ForeignKey(TradingSession, on_delete=models.CASCADE, related_name="+")

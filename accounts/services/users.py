@@ -10,6 +10,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from accounts.errors import ApplicationError
 from accounts.models import User, normalize_email
 from accounts.roles import STAFF_ROLES, Role
+from accounts.signals import user_deactivated
 
 from .api_keys import api_key_revoke_all
 from .audit import audit_record
@@ -112,9 +113,11 @@ def user_update(*, user: User, username: str, ip: str | None = None) -> User:
 
 @transaction.atomic
 def user_deactivate(*, user: User, actor: User | None = None, ip: str | None = None) -> None:
-    """Deactivate a user and revoke every refresh token and API key they hold."""
+    """Deactivate a user, revoke every refresh token and API key they hold, and have the apps
+    that run things for them stop (`user_deactivated`), all in one transaction."""
     User.objects.filter(pk=user.pk).update(is_active=False)
     user.is_active = False
+    user_deactivated.send(sender=User, user=user)
     outstanding = OutstandingToken.objects.filter(user=user).exclude(blacklistedtoken__isnull=False)
     BlacklistedToken.objects.bulk_create(
         [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True

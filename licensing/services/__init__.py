@@ -19,7 +19,13 @@ from .quotas import (
     quota_release,
     subscription_current,
 )
-from .subscriptions import subscription_cancel, subscription_change, subscription_create
+from .subscriptions import (
+    subscription_cancel,
+    subscription_change,
+    subscription_create,
+    subscriptions_expire_due,
+    subscriptions_lapsed,
+)
 from .trades import trade_report, trade_stats
 from .usage import usage_enqueue, usage_flush, usage_purge
 from .validation import license_key_parse, license_snapshot, license_validate, snapshot_code
@@ -47,6 +53,8 @@ __all__ = [
     "subscription_change",
     "subscription_create",
     "subscription_current",
+    "subscriptions_expire_due",
+    "subscriptions_lapsed",
     "trade_report",
     "trade_stats",
     "usage_enqueue",

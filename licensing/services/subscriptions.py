@@ -1,6 +1,12 @@
-"""Subscriptions: one active per user; subscribing again replaces the active one."""
+"""Subscriptions: one active per user; subscribing again replaces the active one.
 
-from datetime import timedelta
+A plan ends when it is cancelled or when the expiry sweep finds it past `ends_at` (then it is
+set inactive, `cancelled_at` left empty); either way `plan_ended` is sent in the same
+transaction, so what the user ran under the plan stops with it.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -11,6 +17,7 @@ from accounts.locks import AdvisoryLock, advisory_xact_lock
 from accounts.services import audit_record
 
 from ..models import Plan, Subscription
+from ..signals import plan_ended
 
 
 def _plan(code: str) -> Plan:
@@ -71,7 +78,9 @@ def subscription_change(
 def subscription_cancel(
     *, subscription: Subscription, actor=None, ip: str | None = None
 ) -> Subscription:
-    """Cancel now; the user falls back to the free quotas."""
+    """Cancel now; the user falls back to the free quotas, and what ran under the plan stops."""
+    # The quota lock before the row's, as subscribing and the trading services take them.
+    advisory_xact_lock(AdvisoryLock.LICENSING_QUOTA, subscription.user_id)
     now = timezone.now()
     if not Subscription.objects.filter(pk=subscription.pk, is_active=True).update(
         is_active=False, cancelled_at=now
@@ -81,4 +90,46 @@ def subscription_cancel(
         )
     subscription.refresh_from_db()
     audit_record(action="subscription.cancel", obj=subscription, actor=actor, ip=ip)
+    plan_ended.send(sender=Subscription, user_id=subscription.user_id, subscription=subscription)
     return subscription
+
+
+def subscriptions_expire_due(*, limit: int = 1000) -> int:
+    """End active subscriptions past `ends_at` (a bounded batch, one transaction each);
+    returns how many. Overlapping sweeps end each one once (a conditional UPDATE)."""
+    now = timezone.now()
+    due = list(
+        Subscription.objects.filter(is_active=True, ends_at__lte=now)
+        .order_by("pk")
+        .values_list("pk", "user_id")[:limit]
+    )
+    ended = 0
+    for pk, user_id in due:
+        with transaction.atomic():
+            # The user's quota lock, as a subscribe takes it: a replacement plan made at this
+            # moment is either seen (this one is no longer active) or waits.
+            advisory_xact_lock(AdvisoryLock.LICENSING_QUOTA, user_id)
+            if not Subscription.objects.filter(pk=pk, is_active=True, ends_at__lte=now).update(
+                is_active=False
+            ):
+                continue
+            subscription = Subscription.objects.select_related("plan").get(pk=pk)
+            audit_record(
+                action="subscription.expire",
+                obj=subscription,
+                after={"plan": subscription.plan.code, "ends_at": subscription.ends_at},
+            )
+            plan_ended.send(sender=Subscription, user_id=user_id, subscription=subscription)
+            ended += 1
+    return ended
+
+
+def subscriptions_lapsed(*, user_ids: Iterable[int], now: datetime | None = None) -> set[int]:
+    """Of these users, those whose active subscription is past its end but not yet ended by
+    the sweep: their plan no longer applies, and what they started under it must not go on."""
+    now = now or timezone.now()
+    return set(
+        Subscription.objects.filter(
+            user_id__in=list(user_ids), is_active=True, ends_at__lte=now
+        ).values_list("user_id", flat=True)
+    )

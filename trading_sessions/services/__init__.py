@@ -16,6 +16,7 @@ from .sessions import (
     session_stop,
     session_update,
     sessions_stop,
+    user_trading_stop,
 )
 from .signals import (
     ParsedSignal,
@@ -60,4 +61,5 @@ __all__ = [
     "trades_open",
     "trades_settle",
     "trades_sweep",
+    "user_trading_stop",
 ]

@@ -1,4 +1,5 @@
-"""Sessions: create, edit, start (quota and worst-case checks), stop."""
+"""Sessions: create, edit, start (quota and worst-case checks), stop; and the end of a
+user's trading when their account is deactivated or their plan ends."""
 
 from decimal import Decimal
 
@@ -6,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.errors import NotFoundError
+from accounts.locks import AdvisoryLock, advisory_xact_lock
 from licensing.models import Quota
 from licensing.services import quota_check_and_reserve, quota_release
 
@@ -150,3 +152,42 @@ def sessions_stop(*, user=None, reason: str = TradingSession.StopReason.OPERATOR
         if session_stop(session=session, reason=reason).stop_reason == reason:
             stopped += 1
     return stopped
+
+
+def user_trading_stop(*, user_id: int, reason: str, fail_pending: bool) -> int:
+    """Stop every running session of the user, in the caller's transaction; returns how many.
+
+    With `fail_pending` (the account is closed), trades no worker has sent to the broker yet
+    fail too, so none opens for a user who is gone; open ones still settle.
+
+    The user's quota lock comes first, as every fan-out batch and manual trade takes it
+    before it claims sessions or writes trades: one of those in progress commits before this
+    goes on (and its trades are seen here), one that starts later waits for this commit and
+    finds the sessions stopped.
+    """
+    with transaction.atomic():
+        advisory_xact_lock(AdvisoryLock.LICENSING_QUOTA, user_id)
+        if fail_pending:
+            # Trade rows before session rows: the order a failing or settling trade takes.
+            failed = Trade.objects.filter(user_id=user_id, result=Trade.Result.PENDING).update(
+                result=Trade.Result.FAILED,
+                failure_reason=f"{reason}: not sent to the broker",
+                closed_at=timezone.now(),
+            )
+            if failed:
+                logger.info("user %s: %d pending trades failed (%s)", user_id, failed, reason)
+        running = list(
+            TradingSession.objects.select_for_update()
+            .filter(user_id=user_id, is_active=True)
+            .order_by("pk")
+        )
+        for session in running:
+            _mark_stopped(session, reason=reason)
+        if fail_pending:
+            unsettled = Trade.objects.filter(
+                user_id=user_id, source=Trade.Source.SIGNAL, result__in=Trade.UNSETTLED
+            ).values("session_id")
+            TradingSession.objects.filter(user_id=user_id, trade_in_flight=True).exclude(
+                pk__in=unsettled
+            ).update(trade_in_flight=False)
+    return len(running)

@@ -3,8 +3,9 @@
 A fan-out walks the active sessions subscribed to the channel in batches of
 `TRADING_FANOUT_BATCH` (keyset on the session id). Each batch is one transaction with a
 fixed number of queries, whatever its size: lock the owners' quotas, claim the sessions that
-have no trade in flight, count today's and open trades per owner, bulk-insert the trades and
-the skips, move the signal's cursor. A crash between batches resumes after the cursor (the
+have no trade in flight (of active owners only), count today's and open trades per owner, read
+their plans (one past its end trades nothing), bulk-insert the trades and the skips, move the
+signal's cursor. A crash between batches resumes after the cursor (the
 sweeper does it), and (signal, session) is unique, so no session ever trades a signal twice.
 """
 
@@ -25,6 +26,7 @@ from django.utils import timezone
 from accounts.errors import ApplicationError
 from accounts.locks import AdvisoryLock, advisory_xact_lock_many
 from licensing.models import Quota
+from licensing.services import subscriptions_lapsed
 from licensing.services.quotas import quota_limits_many
 
 from ..engine import GaleSettings, next_stake
@@ -197,7 +199,9 @@ def signal_fan_out(*, signal: Signal) -> Signal:
     cursor = signal.fanout_cursor
     while True:
         batch = list(
-            TradingSession.objects.filter(is_active=True, user_id__in=subscribers, pk__gt=cursor)
+            TradingSession.objects.filter(
+                is_active=True, user__is_active=True, user_id__in=subscribers, pk__gt=cursor
+            )
             .order_by("pk")
             .values_list("pk", "user_id")[:batch_size]
         )
@@ -247,18 +251,25 @@ def _fan_out_batch(*, signal: Signal, batch: list[tuple[int, int]], cursor: int)
         # Owners' quota locks next (as a manual trade takes them), then the session rows.
         advisory_xact_lock_many(AdvisoryLock.LICENSING_QUOTA, user_ids)
         # The batch is the key range (lo, cursor]: ranges, not 1,000-long IN lists, in SQL.
+        # Read after the owners' locks: a deactivation or a plan's end that holds one has
+        # committed by now, and its stopped sessions (or inactive owner) are not claimed.
         in_range = TradingSession.objects.filter(
-            pk__gt=max(done_up_to, batch[0][0] - 1), pk__lte=cursor, is_active=True
+            pk__gt=max(done_up_to, batch[0][0] - 1),
+            pk__lte=cursor,
+            is_active=True,
+            user__is_active=True,
         ).filter(
             user_id__in=ChannelSubscription.objects.filter(channel_id=signal.channel_id).values(
                 "user_id"
             )
         )
+        # Only the session rows: the owners' rows are joined (is_active), never locked, or a
+        # deactivation updating one would deadlock with this batch over its quota lock.
         sessions = [
             claimed
             for claimed in (
                 _Claimed(*row)
-                for row in in_range.select_for_update()
+                for row in in_range.select_for_update(of=("self",))
                 .order_by("pk")
                 .values_list(*(f.name for f in fields(_Claimed)))
             )
@@ -292,8 +303,12 @@ def _fan_out_batch(*, signal: Signal, batch: list[tuple[int, int]], cursor: int)
             .values_list("session_id", "total")
         )
         limits = quota_limits_many(user_ids=user_ids, now=now)
+        lapsed = subscriptions_lapsed(user_ids=user_ids, now=now)
         for session in sessions:
-            reason, stake = _decide(session, limits, today, open_now, exposure)
+            if session.user_id in lapsed:
+                reason, stake = SignalSkip.Reason.PLAN_ENDED, None
+            else:
+                reason, stake = _decide(session, limits, today, open_now, exposure)
             if reason:
                 skips.append(SignalSkip(signal=signal, session_id=session.pk, reason=reason))
                 continue

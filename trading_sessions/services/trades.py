@@ -23,9 +23,10 @@ from accounts.errors import ApplicationError, NotFoundError
 from gateways.broker import get_broker_gateway
 from gateways.errors import GatewayError, PermanentGatewayError
 from licensing.models import Quota
+from licensing.services import subscriptions_lapsed
 
 from ..engine import GaleSettings, loss_budget, next_gale_count, stop_reason
-from ..errors import LossBudgetError, SessionNotActiveError
+from ..errors import LossBudgetError, PlanEndedError, SessionNotActiveError
 from ..models import BrokerAccount, Trade, TradingSession
 from .broker_accounts import broker_credentials
 from .common import enqueue, logger, quota_require
@@ -37,6 +38,7 @@ ZERO = Decimal("0.00")
 STOPS_SESSION = {
     "auth_failed": TradingSession.StopReason.BROKER_AUTH,
     "insufficient_funds": TradingSession.StopReason.INSUFFICIENT_FUNDS,
+    "account_closed": TradingSession.StopReason.ACCOUNT_CLOSED,
 }
 
 
@@ -73,6 +75,8 @@ def trade_manual(
             what=Quota.OPEN_POSITIONS,
             used=lambda: mine.filter(result__in=Trade.UNSETTLED).count(),
         )
+        if subscriptions_lapsed(user_ids=[user.pk], now=now):
+            raise PlanEndedError()
         session = TradingSession.objects.select_for_update().get(pk=session.pk)
         if not session.is_active:
             raise SessionNotActiveError("Start the session to trade on it.")
@@ -110,12 +114,18 @@ def trades_open(*, trade_ids: list[int]) -> dict[str, int]:
     trades = list(
         Trade.objects.filter(pk__in=trade_ids, result=Trade.Result.PENDING)
         .select_related("account")
+        .annotate(owner_active=F("user__is_active"))
         .order_by("pk")
     )
     gateway = get_broker_gateway()
     credentials = {}
     settle_at: dict[int, list[int]] = defaultdict(list)
     for trade in trades:
+        if not trade.owner_active:
+            # Deactivated without `user_deactivate` (which fails these itself): never send it.
+            _trade_fail(trade, code="account_closed", detail="the owner's account is inactive")
+            counts["failed"] += 1
+            continue
         if trade.account_id not in credentials:
             credentials[trade.account_id] = broker_credentials(trade.account)
         outcome = _open_one(gateway, trade, credentials[trade.account_id])
