@@ -29,3 +29,26 @@ class DemoServerUnavailableError(ApplicationError):
     status_code = 503
     code = "demo_server_unavailable"
     default_detail = "The demo server is not answering; try again shortly."
+
+
+class IdempotencyKeyInvalidError(ApplicationError):
+    code = "idempotency_key_invalid"
+    default_detail = (
+        "Idempotency-Key must be 16 to 128 characters of letters, digits and - _ . : ~ + / = "
+        "(a UUID is ideal), optionally in double quotes."
+    )
+
+
+class IdempotencyKeyReusedError(ApplicationError):
+    """The key was first used for another request (another body or another caller)."""
+
+    status_code = 422
+    code = "idempotency_key_reused"
+    default_detail = (
+        "This Idempotency-Key was used for a different request; use a new key for a new one."
+    )
+
+
+class IdempotencyKeyBusyError(ConflictError):
+    code = "idempotency_key_busy"
+    default_detail = "Another request with this Idempotency-Key is being answered; try again."

@@ -275,6 +275,39 @@ class ActivationRequest(models.Model):
         return f"Activation request {self.public_id} ({self.status})"
 
 
+class ActivationReplay(models.Model):
+    """The first answer of a press-pass activation sent with an `Idempotency-Key`, replayed to
+    retries of the same request (same caller, `user_id`, key and body) while its link lives.
+
+    Of the key only a hash is kept, with the user id (`key_hash`: one row per user and key).
+    The answer (it may hold the one-time link) is sealed with a key derived from the
+    idempotency key (HKDF, as a link seals its payload), then encrypted under the keyring and
+    bound to this row: the database, even with the keyring, does not open it without the key.
+    Rows are written with their answer in the activation's own transaction, so a failed
+    activation leaves none; expired ones are purged as activations with a key come in.
+    """
+
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    user_id = models.CharField(max_length=64, db_index=True)
+    caller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    request_hash = models.CharField(max_length=64, help_text="SHA-256 of the request body.")
+    status_code = models.PositiveSmallIntegerField(null=True)
+    answer = EncryptedTextField(bind_to="key_hash", null=True)
+    press_pass = models.ForeignKey(
+        PressPass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Activation replay for {self.user_id} ({self.status_code})"
+
+
 class HealthLog(models.Model):
     """One health check of one account: what the server said, or the error."""
 

@@ -1,4 +1,5 @@
 import math
+import re
 
 from django.urls import reverse
 from django.utils import timezone
@@ -12,9 +13,14 @@ from delivery.models import Delivery
 from delivery.qr import qr_svg
 from delivery.services import DeliveryResult
 from demo_pool import services
-from demo_pool.errors import ActivationRequestNotFoundError, PressPassNotFoundError
+from demo_pool.errors import (
+    ActivationRequestNotFoundError,
+    IdempotencyKeyInvalidError,
+    PressPassNotFoundError,
+)
 from demo_pool.models import ActivationRequest
 from demo_pool.selectors import pool_status, press_pass_current
+from demo_pool.services import ActivationResult
 
 from .serializers import (
     AccountHealthSerializer,
@@ -58,36 +64,92 @@ def _handed(result: DeliveryResult) -> dict:
     return _delivery(result.delivery, result.link, svg=result.qr_svg)
 
 
+# A UUID, or any client-made string of 16 to 128 of these; an RFC 8941 string ("...") too,
+# as the IETF's Idempotency-Key draft writes it.
+_IDEMPOTENCY_KEY = re.compile(r'"?([A-Za-z0-9._:~+/=-]{16,128})"?')
+
+IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="Optional. A retry with the same key, user_id and body (same caller) replays "
+    "the first answer, link included, while the link lives (header `Idempotent-Replayed: "
+    "true`); concurrent ones wait for the first. 16 to 128 of `A-Z a-z 0-9 - _ . : ~ + / =` "
+    "(a UUID is ideal), optionally in double quotes; else 400 `idempotency_key_invalid`.",
+)
+
+
+def idempotency_key(request) -> str | None:
+    """The request's `Idempotency-Key`, bounded and checked; None when it sent none."""
+    raw = request.headers.get("Idempotency-Key")
+    if raw is None:
+        return None
+    found = _IDEMPOTENCY_KEY.fullmatch(raw)
+    if found is None or raw.startswith('"') != raw.endswith('"'):
+        raise IdempotencyKeyInvalidError()
+    return found.group(1)
+
+
+def _activation_answer(result: ActivationResult) -> tuple[int, dict]:
+    """What an activation answers: 201 the account and its delivery, or 202 queued."""
+    if result.request is not None:
+        url = reverse("demo-request", args=[result.request.public_id])
+        out = {"request_id": result.request.public_id, "status_url": url}
+        return status.HTTP_202_ACCEPTED, QueuedSerializer(out).data
+    press_pass = result.press_pass
+    out = {
+        "account": _account(press_pass.account, press_pass),
+        "delivery": _handed(result.delivery),
+    }
+    return status.HTTP_201_CREATED, ActivatedSerializer(out).data
+
+
 class ActivateView(APIView):
     permission_classes = [area_permission("demo.activate")]
 
     @extend_schema(
+        parameters=[IDEMPOTENCY_KEY_HEADER],
         request=ActivateInputSerializer,
         responses={
             201: ActivatedSerializer,
             202: QueuedSerializer,
+            400: OpenApiResponse(
+                DemoErrorSerializer, description="Bad input, or `idempotency_key_invalid`."
+            ),
             409: OpenApiResponse(
-                DemoErrorSerializer, description="An active or queued press pass."
+                DemoErrorSerializer,
+                description="An active or queued press pass (`press_pass_active`, "
+                "`activation_queued`), or `idempotency_key_busy`.",
+            ),
+            422: OpenApiResponse(
+                DemoErrorSerializer,
+                description="`idempotency_key_reused`: the key was first used for another "
+                "body or by another caller.",
             ),
         },
         description="Hand a pool account to the user at once (201), or queue the activation "
         "(202) when the pool is empty or the demo server failed the password change; a queued "
-        "activation completes, and is delivered, as soon as an account can be handed over.",
+        "activation completes, and is delivered, as soon as an account can be handed over. "
+        "With an `Idempotency-Key`, a retry whose answer was lost gets the same answer again.",
     )
     def post(self, request):
+        key = idempotency_key(request)
         data = ActivateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        result = services.press_pass_activate(**data.validated_data, actor=request.user)
-        if result.request is not None:
-            url = reverse("demo-request", args=[result.request.public_id])
-            out = {"request_id": result.request.public_id, "status_url": url}
-            return Response(QueuedSerializer(out).data, status=status.HTTP_202_ACCEPTED)
-        press_pass = result.press_pass
-        out = {
-            "account": _account(press_pass.account, press_pass),
-            "delivery": _handed(result.delivery),
-        }
-        return Response(ActivatedSerializer(out).data, status=status.HTTP_201_CREATED)
+        if key is None:
+            result = services.press_pass_activate(**data.validated_data, actor=request.user)
+            code, body = _activation_answer(result)
+            return Response(body, status=code)
+        answer = services.press_pass_activate_once(
+            idempotency_key=key,
+            render=_activation_answer,
+            **data.validated_data,
+            actor=request.user,
+        )
+        response = Response(answer.body, status=answer.status_code)
+        if answer.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
 
 
 class ActivationRequestView(APIView):

@@ -23,8 +23,10 @@ from .provisioning import (
     provisioning_enqueue,
     provisioning_process,
 )
+from .replay import ActivationAnswer, press_pass_activate_once
 
 __all__ = [
+    "ActivationAnswer",
     "ActivationResult",
     "RefillResult",
     "account_health_check",
@@ -35,6 +37,7 @@ __all__ = [
     "pool_refill",
     "pool_replenish",
     "press_pass_activate",
+    "press_pass_activate_once",
     "press_pass_resend",
     "press_passes_expire_due",
     "provisioning_enqueue",
