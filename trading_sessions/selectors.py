@@ -11,6 +11,7 @@ from .engine import GaleSettings, next_stake
 from .models import Signal, Trade, TradingSession
 
 PERIODS = ("today", "last_7_days", "last_30_days", "all")
+CUSTOM = "custom"  # a `since`/`until` range instead of a named period
 ZERO = Decimal("0.00")
 
 
@@ -95,15 +96,29 @@ def period_start(period: str, now: datetime | None = None) -> datetime | None:
     }[period]
 
 
-def trade_statistics(*, user, session_id: int | None = None, period: str = "all") -> dict:
+def trade_statistics(
+    *,
+    user,
+    session_id: int | None = None,
+    period: str = "all",
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict:
     """Settled trades of the user (or one of their sessions) in a period, by UTC day of
-    settlement: totals, win rate, net profit, best and worst day."""
+    settlement: totals, win rate, net profit, best and worst day.
+
+    `period` is a named one, or "custom" with `since` (inclusive) and/or `until` (exclusive)
+    on the settlement time. The worst day is the day with the lowest net; its `loss` is that
+    net when it is below zero, else None (no day lost money)."""
     trades = Trade.objects.filter(user=user, result__in=Trade.SETTLED)
     if session_id is not None:
         trades = trades.filter(session_id=session_id)
-    since = period_start(period)
+    if period != "custom":
+        since, until = period_start(period), None
     if since is not None:
         trades = trades.filter(closed_at__gte=since)
+    if until is not None:
+        trades = trades.filter(closed_at__lt=until)
     totals = trades.aggregate(
         total=Count("pk"),
         wins=Count("pk", filter=Q(result=Trade.Result.WIN)),
@@ -123,6 +138,8 @@ def trade_statistics(*, user, session_id: int | None = None, period: str = "all"
     return {
         "session_id": session_id,
         "period": period,
+        "since": since,
+        "until": until,
         "total_trades": totals["total"],
         "winning_trades": totals["wins"],
         "losing_trades": totals["losses"],
@@ -134,7 +151,12 @@ def trade_statistics(*, user, session_id: int | None = None, period: str = "all"
         else {"date": best["day"], "profit": best["profit"], "trades": best["trades"]},
         "worst_day": None
         if worst is None
-        else {"date": worst["day"], "loss": worst["profit"], "trades": worst["trades"]},
+        else {
+            "date": worst["day"],
+            "loss": worst["profit"] if worst["profit"] < 0 else None,
+            "profit": worst["profit"],
+            "trades": worst["trades"],
+        },
     }
 
 

@@ -226,8 +226,86 @@ def test_statistics_count_settled_trades_with_the_best_and_worst_day(owner_api, 
     assert stats["worst_day"] == {
         "date": (today - timedelta(days=1)).isoformat(),
         "loss": "-5.00",
+        "profit": "-5.00",
         "trades": 1,
     }
+
+
+def test_when_no_day_lost_money_the_worst_day_has_no_loss(owner_api, settled):
+    """What was seen: a profitable day reported as `worst_day: {loss: "32.00"}`."""
+    settled("win", "40.00")
+    settled("win", "32.00", days_ago=1)
+    yesterday = (timezone.now().date() - timedelta(days=1)).isoformat()
+
+    stats = owner_api.get(STATISTICS).json()
+
+    assert stats["worst_day"] == {"date": yesterday, "loss": None, "profit": "32.00", "trades": 1}
+
+
+def test_the_worst_days_loss_is_its_net_over_all_its_trades(owner_api, settled):
+    settled("win", "8.00", days_ago=1)
+    settled("loss", "-5.00", days_ago=1)  # yesterday: +3.00 net, no loss
+    settled("win", "4.00")
+    settled("loss", "-10.00")  # today: -6.00 net
+    today = timezone.now().date().isoformat()
+
+    stats = owner_api.get(STATISTICS).json()
+
+    assert stats["worst_day"] == {"date": today, "loss": "-6.00", "profit": "-6.00", "trades": 2}
+    assert stats["best_day"]["profit"] == "3.00"
+
+
+def test_a_day_of_draws_only_lost_nothing(owner_api, settled):
+    settled("draw", "0.00")
+
+    stats = owner_api.get(STATISTICS).json()
+
+    assert stats["worst_day"]["loss"] is None
+    assert stats["worst_day"]["profit"] == "0.00"
+
+
+def test_statistics_over_a_custom_range(owner_api, settled):
+    """What was seen: `since` and `until` ignored, the answer for `period: "all"`."""
+    settled("win", "4.00")
+    settled("loss", "-5.00", days_ago=2)
+    settled("win", "7.00", days_ago=10)
+    now = timezone.now()
+    since = (now - timedelta(days=3)).isoformat()
+    until = (now - timedelta(days=1)).isoformat()
+
+    stats = owner_api.get(STATISTICS, {"since": since, "until": until}).json()
+    open_ended = owner_api.get(STATISTICS, {"since": since}).json()
+    up_to = owner_api.get(STATISTICS, {"until": until}).json()
+
+    assert (stats["period"], stats["total_trades"], stats["net_profit"]) == ("custom", 1, "-5.00")
+    assert stats["since"] == since.replace("+00:00", "Z")
+    assert stats["until"] == until.replace("+00:00", "Z")
+    assert (open_ended["total_trades"], open_ended["net_profit"]) == (2, "-1.00")
+    assert (up_to["total_trades"], up_to["net_profit"]) == (2, "2.00")
+
+
+def test_a_named_period_says_where_it_starts(owner_api):
+    stats = owner_api.get(STATISTICS, {"period": "today"}).json()
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+
+    assert stats["period"] == "today"
+    assert stats["since"] == midnight.isoformat().replace("+00:00", "Z")
+    assert stats["until"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ({"period": "today", "since": "2026-01-01T00:00:00Z"}, "period_and_range"),
+        ({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "invalid_range"),
+        ({"since": "2026-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "invalid_range"),
+    ],
+)
+def test_a_range_that_cannot_be_is_a_400_with_a_code(owner_api, query, code):
+    response = owner_api.get(STATISTICS, query)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == code
 
 
 def test_statistics_by_period_and_session(owner, owner_api, session, settled, make_session):
@@ -255,13 +333,20 @@ def test_statistics_without_trades_have_no_best_or_worst_day(owner_api):
 
 
 @pytest.mark.parametrize(
-    "query", [{"period": "yesterday"}, {"session_id": "x"}, {"session_id": "9" * 40}]
+    "query",
+    [
+        {"period": "yesterday"},
+        {"session_id": "x"},
+        {"session_id": "9" * 40},
+        {"since": "yesterday"},
+        {"until": "0001-01-01T00:00:00+16:59"},  # no such time in UTC
+    ],
 )
 def test_statistics_with_bad_parameters_are_400s(owner_api, query):
     response = owner_api.get(STATISTICS, query)
 
     assert response.status_code == 400
-    assert set(response.json()) & {"period", "session_id"}
+    assert set(response.json()) & {"period", "session_id", "since", "until"}
 
 
 def test_statistics_of_an_unknown_session_are_a_404(owner_api, session):

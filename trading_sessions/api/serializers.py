@@ -8,10 +8,11 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from accounts.errors import ApplicationError
 from core.money import MoneyField, StrictDecimalField, StrictIntegerField
 
 from ..models import BrokerAccount, Signal, Trade, TradingSession
-from ..selectors import PERIODS
+from ..selectors import CUSTOM, PERIODS
 from ..services.signals import MAX_DURATION, MIN_DURATION
 
 # Bounds of the columns these values land in: anything outside is bad input (400), not a 500.
@@ -265,8 +266,25 @@ class ManualTradeInputSerializer(serializers.Serializer):
 
 
 class StatisticsQuerySerializer(serializers.Serializer):
+    """A named `period` (default all), or a `since`/`until` range: not both."""
+
     session_id = id_field(required=False, help_text="One of your sessions (default: all).")
-    period = serializers.ChoiceField(choices=PERIODS, default="all")
+    period = serializers.ChoiceField(choices=PERIODS, required=False, help_text="Default: all.")
+    since = serializers.DateTimeField(
+        required=False, help_text="Settled at or after this time (ISO 8601, any offset)."
+    )
+    until = serializers.DateTimeField(required=False, help_text="Settled before this time.")
+
+    def validate(self, attrs):
+        ranged = "since" in attrs or "until" in attrs
+        if ranged and "period" in attrs:
+            raise ApplicationError(
+                "Give a period or a since/until range, not both.", code="period_and_range"
+            )
+        if ranged and "since" in attrs and "until" in attrs and attrs["since"] >= attrs["until"]:
+            raise ApplicationError("since must be before until.", code="invalid_range")
+        attrs["period"] = CUSTOM if ranged else attrs.get("period", "all")
+        return attrs
 
 
 class BestDaySerializer(serializers.Serializer):
@@ -276,14 +294,22 @@ class BestDaySerializer(serializers.Serializer):
 
 
 class WorstDaySerializer(serializers.Serializer):
-    date = serializers.DateField()
-    loss = money_field(help_text="The day's net result (negative for a loss).")
+    date = serializers.DateField(help_text="The day with the lowest net result.")
+    loss = money_field(
+        allow_null=True,
+        help_text="That day's net when it lost money (negative); null when no day did.",
+    )
+    profit = money_field(help_text="That day's net result, whatever its sign.")
     trades = serializers.IntegerField()
 
 
 class StatisticsSerializer(serializers.Serializer):
     session_id = serializers.IntegerField(allow_null=True)
-    period = serializers.ChoiceField(choices=PERIODS)
+    period = serializers.ChoiceField(choices=[*PERIODS, CUSTOM])
+    since = serializers.DateTimeField(
+        allow_null=True, help_text="Where the counted range starts (null: the beginning)."
+    )
+    until = serializers.DateTimeField(allow_null=True, help_text="Where it ends (null: now).")
     total_trades = serializers.IntegerField()
     winning_trades = serializers.IntegerField()
     losing_trades = serializers.IntegerField()

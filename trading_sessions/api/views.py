@@ -269,7 +269,9 @@ class TradeViewSet(
     @extend_schema(
         parameters=[s.StatisticsQuerySerializer],
         responses={200: s.StatisticsSerializer, 404: NOT_FOUND},
-        description="Settled trades in a period, by UTC day of settlement.",
+        description="Settled trades in a named period or a since/until range, by UTC day of "
+        "settlement. 400 `period_and_range` for both, `invalid_range` when since is not "
+        "before until.",
     )
     @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
     def statistics(self, request):
@@ -280,7 +282,11 @@ class TradeViewSet(
         if session_id is not None and not own.exists():
             raise NotFoundError("No such session.", code="session_not_found")
         stats = trade_statistics(
-            user=request.user, session_id=session_id, period=query.validated_data["period"]
+            user=request.user,
+            session_id=session_id,
+            period=query.validated_data["period"],
+            since=query.validated_data.get("since"),
+            until=query.validated_data.get("until"),
         )
         return Response(s.StatisticsSerializer(stats).data)
 
