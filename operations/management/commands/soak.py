@@ -19,6 +19,7 @@ from django.utils import timezone
 from operations.soak.client import Api, Tally
 from operations.soak.drain import drain
 from operations.soak.invariants import Scope, check_http, checks_run
+from operations.soak.latency import check_deposit_delays
 from operations.soak.report import Run, report_text
 from operations.soak.scan import dump_database, log_files, scan, server_keys
 from operations.soak.workload import DEPOSIT_COMMENT, Workload
@@ -76,6 +77,12 @@ class Command(BaseCommand):
         parser.add_argument("--report", help="Also write the report to this file.")
         parser.add_argument("--product", default="", help="How the product runs (for the report).")
         parser.add_argument("--seed", type=int, default=None, help="Seed of the traffic's choices.")
+        parser.add_argument(
+            "--grant-within",
+            type=float,
+            default=10.0,
+            help="Seconds within which every deposit must be granted under the faults (10).",
+        )
 
     def handle(self, *args, **options):
         base_url = options["base_url"].rstrip("/")
@@ -135,6 +142,7 @@ class Command(BaseCommand):
             settled, settle_waited = drain(timeout=options["settle_timeout"], say=self.say, **what)
         self.say(f"drained ({settled} left); checking")
         checks = [*checks_run(scope, workload.seen.view), check_http(tally)]
+        checks.insert(1, check_deposit_delays(scope, within=options["grant_within"]))
         checks.append(self._scan(world, workload, tag, options["logs"]))
         try:
             world_close(Api(base_url, Tally()), world)
