@@ -152,6 +152,7 @@ class TokenFamily(models.Model):
     class Reason(models.TextChoices):
         LOGOUT = "logout", "Logged out"
         REUSE = "reuse", "A rotated token was presented again"
+        PASSWORD = "password", "The password was changed"
 
     key = models.CharField(max_length=255, unique=True)
     user = models.ForeignKey(User, null=True, on_delete=models.CASCADE, related_name="+")

@@ -57,6 +57,23 @@ class MeSerializer(serializers.ModelSerializer):
 
 class MeUpdateSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150, allow_blank=True)
+    email = serializers.EmailField(
+        max_length=254,
+        help_text="Only the current one (any case): another is 400 `email_change_unsupported`.",
+    )
+
+
+class PasswordChangeInputSerializer(serializers.Serializer):
+    old_password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
+    new_password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
+
+    def validate_new_password(self, value: str) -> str:
+        user = self.context["user"]
+        try:
+            password_validation.validate_password(value, user=user)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(list(exc.messages)) from exc
+        return value
 
 
 # --- Monitoring -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ urlpatterns = [
     path("auth/logout/", views.LogoutView.as_view(), name="auth-logout"),
     path("auth/register/", views.RegisterView.as_view(), name="auth-register"),
     path("auth/me/", views.MeView.as_view(), name="auth-me"),
+    path("auth/password/", views.PasswordChangeView.as_view(), name="auth-password"),
     path("monitoring/status/", views.MonitoringStatusView.as_view(), name="monitoring-status"),
     path("monitoring/sweep/", views.MonitoringSweepView.as_view(), name="monitoring-sweep"),
     *router.urls,

@@ -8,14 +8,14 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from accounts.errors import ApplicationError, NotFoundError
-from accounts.models import MonitoredAccount
+from accounts.models import ApiKey, MonitoredAccount
 from accounts.permissions import area_permission
 from accounts.selectors import monitor_status, monitored_accounts
 from accounts.services import (
@@ -26,6 +26,7 @@ from accounts.services import (
     token_family_revoke,
     token_pair_issue,
     user_deactivate,
+    user_password_change,
     user_register,
     user_update,
 )
@@ -39,6 +40,7 @@ from .serializers import (
     MonitoredAccountSerializer,
     MonitoringErrorSerializer,
     MonitoringStatusSerializer,
+    PasswordChangeInputSerializer,
     RegisterInputSerializer,
     RegisterOutputSerializer,
     SweepResultSerializer,
@@ -120,22 +122,66 @@ class MeView(APIView):
     def get(self, request):
         return Response(MeSerializer(request.user).data)
 
-    @extend_schema(request=MeUpdateSerializer, responses=MeSerializer)
+    @extend_schema(
+        request=MeUpdateSerializer,
+        responses={
+            200: MeSerializer,
+            400: OpenApiResponse(
+                description="`email_change_unsupported`: another email than the current one "
+                "(nothing is changed); `username_taken`, `username_reserved`."
+            ),
+        },
+    )
     def patch(self, request):
         data = MeUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        if "username" in data.validated_data:
-            user_update(
-                user=request.user,
-                username=data.validated_data["username"],
-                ip=client_ip(request),
-            )
+        user_update(user=request.user, **data.validated_data, ip=client_ip(request))
         return Response(MeSerializer(request.user).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request):
         user_deactivate(user=request.user, ip=client_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LoggedInWithPassword(BasePermission):
+    """A JWT login, not an API key: a key acts for its user, never as their password's owner."""
+
+    message = "Log in with your email and password to do this; an API key may not."
+    code = "login_required"
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated) and not isinstance(
+            request.auth, ApiKey
+        )
+
+
+class PasswordChangeView(APIView):
+    """Change your password: every login of yours ends, this one gets a fresh token pair."""
+
+    permission_classes = [IsAuthenticated, LoggedInWithPassword]
+    throttle_scope = "auth"
+
+    @extend_schema(
+        request=PasswordChangeInputSerializer,
+        responses={
+            200: TokenPairSerializer,
+            400: OpenApiResponse(
+                description="`wrong_password`, `password_unchanged`, or `new_password` "
+                "refused by the password rules."
+            ),
+            403: OpenApiResponse(description="`login_required`: called with an API key."),
+            429: OpenApiResponse(
+                description="`account_locked`: too many wrong passwords for this account "
+                "(logins and changes count together), with `Retry-After`. Or throttled."
+            ),
+        },
+    )
+    def post(self, request):
+        data = PasswordChangeInputSerializer(data=request.data, context={"user": request.user})
+        data.is_valid(raise_exception=True)
+        pair = user_password_change(user=request.user, **data.validated_data, ip=client_ip(request))
+        return Response(TokenPairSerializer(pair).data)
 
 
 # --- Monitoring: staff read, Super Admin acts -------------------------------------------------

@@ -20,10 +20,17 @@ from .monitor import (
     monitor_test_deal,
 )
 from .roles import roles_sync, user_roles
-from .tokens import TokenPair, token_family_revoke, token_pair_issue, token_refresh
+from .tokens import (
+    TokenPair,
+    token_families_revoke_all,
+    token_family_revoke,
+    token_pair_issue,
+    token_refresh,
+)
 from .users import (
     user_deactivate,
     user_email_taken,
+    user_password_change,
     user_register,
     user_set_roles,
     user_update,
@@ -54,11 +61,13 @@ __all__ = [
     "monitor_sweep",
     "monitor_test_deal",
     "roles_sync",
+    "token_families_revoke_all",
     "token_family_revoke",
     "token_pair_issue",
     "token_refresh",
     "user_deactivate",
     "user_email_taken",
+    "user_password_change",
     "user_register",
     "user_roles",
     "user_set_roles",

@@ -7,7 +7,7 @@ pair: of any number of concurrent refreshes of one token exactly one succeeds; t
 401. A rotated token presented again after `JWT_REFRESH_REUSE_GRACE_SECONDS` means someone
 else holds a copy: the whole family is revoked, the thief's and the owner's tokens alike.
 Logout revokes the family too. Refresh tokens issued before families existed count as the
-root of their own family.
+root of their own family. A password change revokes every family of the user at once.
 
 Access tokens stay valid until they expire (`JWT_ACCESS_MINUTES`): they are not looked up.
 """
@@ -173,3 +173,22 @@ def token_family_revoke(*, raw: str, reason: str = TokenFamily.Reason.LOGOUT) ->
     jti = token[api_settings.JTI_CLAIM]
     family = _family_locked(key=token.get(FAMILY_CLAIM) or jti, user=user)
     return _revoke(family=family, reason=reason, token=token)
+
+
+@transaction.atomic
+def token_families_revoke_all(*, user: User, reason: str) -> int:
+    """End every login of the user: all their families revoked, every refresh token they hold
+    blacklisted (those from before families too). Returns how many tokens were blacklisted.
+
+    The families' rows are updated first, so a refresh in progress (it holds its family's
+    lock) commits before this reads the tokens to blacklist, and one that starts later finds
+    its family revoked."""
+    now = timezone.now()
+    TokenFamily.objects.filter(user=user, revoked_at__isnull=True).update(
+        revoked_at=now, revoked_reason=reason
+    )
+    outstanding = list(OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True))
+    BlacklistedToken.objects.bulk_create(
+        [BlacklistedToken(token=row) for row in outstanding], ignore_conflicts=True
+    )
+    return len(outstanding)

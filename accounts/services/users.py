@@ -1,4 +1,4 @@
-"""Users: registration, profile, roles, deactivation."""
+"""Users: registration, profile, password change, roles, deactivation."""
 
 import re
 import unicodedata
@@ -7,13 +7,15 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from accounts.errors import ApplicationError
-from accounts.models import User, normalize_email
+from accounts.errors import ApplicationError, RateLimitedError
+from accounts.models import TokenFamily, User, normalize_email
 from accounts.roles import STAFF_ROLES, Role
 from accounts.signals import user_deactivated
 
 from .api_keys import api_key_revoke_all
 from .audit import audit_record
+from .lockout import login_attempt_start, login_attempt_succeeded
+from .tokens import TokenPair, token_families_revoke_all, token_pair_issue
 
 # Names only the house may wear: a client called "Admin" or "support_team" could pass for staff
 # in a chat or a screenshot. Compared after folding case, look-alike letters and separators.
@@ -89,8 +91,21 @@ def user_email_taken(*, email: str) -> bool:
     return User.objects.filter(email=normalize_email(email)).exists()
 
 
-def user_update(*, user: User, username: str, ip: str | None = None) -> User:
-    """Change what a user may change about themselves."""
+def user_update(
+    *, user: User, username: str | None = None, email: str | None = None, ip: str | None = None
+) -> User:
+    """Change what a user may change about themselves: the username.
+
+    The email is the login and there is no flow that proves a new address is the user's:
+    another one is 400 `email_change_unsupported` (staff change it in the admin); the
+    current one, in any case, is no change."""
+    if email is not None and normalize_email(email) != user.email:
+        raise ApplicationError(
+            "The email cannot be changed here; ask support to change it.",
+            code="email_change_unsupported",
+        )
+    if username is None:
+        return user
     if username != user.username:
         username_check(username=username, user=user)
     before = {"username": user.username}
@@ -109,6 +124,44 @@ def user_update(*, user: User, username: str, ip: str | None = None) -> User:
         ip=ip,
     )
     return user
+
+
+def user_password_change(
+    *, user: User, old_password: str, new_password: str, ip: str | None = None
+) -> TokenPair:
+    """Set a new password (the caller has validated its strength) once the old one is right;
+    end every login of the user and return a fresh token pair for the caller.
+
+    The old password is checked behind the per-account lockout, counted before it is checked
+    as a login is: 429 `account_locked` past the limit, 400 `wrong_password` before it."""
+    if old_password == new_password:
+        raise ApplicationError("The new password is the old one.", code="password_unchanged")
+    locked_for = login_attempt_start(email=user.email, ip=ip)
+    if locked_for:
+        raise RateLimitedError(
+            "Too many failed logins for this account: it is locked for now.",
+            code="account_locked",
+            retry_after=locked_for,
+        )
+    with transaction.atomic():
+        # The row's lock: of two changes at once, the second checks the first one's password.
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        if not locked.check_password(old_password):
+            raise ApplicationError("The current password is wrong.", code="wrong_password")
+        login_attempt_succeeded(email=user.email)
+        locked.set_password(new_password)
+        locked.save(update_fields=["password"])
+        revoked = token_families_revoke_all(user=locked, reason=TokenFamily.Reason.PASSWORD)
+        pair = token_pair_issue(user=locked)
+        audit_record(
+            action="user.password_changed",
+            obj=locked,
+            actor=locked,
+            after={"refresh_tokens_revoked": revoked},
+            ip=ip,
+        )
+    user.password = locked.password
+    return pair
 
 
 @transaction.atomic

@@ -126,16 +126,41 @@ def test_me_shows_staff_roles(make_user, as_user):
     assert body["is_staff"] is True
 
 
-def test_me_patch_changes_the_username_but_not_the_email(make_user, as_user):
+def test_me_patch_changes_the_username(make_user, as_user):
     user = make_user()
-    api = as_user(user)
-    response = api.patch(
-        "/api/v1/auth/me/", {"username": "renamed", "email": "x@y.z"}, format="json"
-    )
+    response = as_user(user).patch("/api/v1/auth/me/", {"username": "renamed"}, format="json")
     assert response.status_code == 200
     user.refresh_from_db()
-    assert (user.username, user.email) == ("renamed", response.json()["email"])
-    assert user.email != "x@y.z"
+    assert user.username == response.json()["username"] == "renamed"
+
+
+def test_me_patch_with_another_email_is_refused_and_changes_nothing(make_user, as_user):
+    """What was seen: 200, and the email (and everything else) stayed as it was."""
+    user = make_user(username="before")
+    response = as_user(user).patch(
+        "/api/v1/auth/me/", {"username": "renamed", "email": "new@example.com"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "email_change_unsupported"
+    user.refresh_from_db()
+    assert (user.username, user.email) == ("before", user.email)
+    assert user.email != "new@example.com"
+    assert not AuditEvent.objects.filter(action="user.updated").exists()
+
+
+def test_me_patch_may_repeat_the_current_email_whatever_its_case(make_user, as_user):
+    # A client sending back what GET answered, with the name changed, is no email change.
+    user = make_user()
+    body = {"email": user.email.upper(), "username": "renamed"}
+    response = as_user(user).patch("/api/v1/auth/me/", body, format="json")
+    assert response.status_code == 200
+    assert response.json()["username"] == "renamed"
+
+
+@pytest.mark.parametrize("body", [{"email": "not-an-email"}, {"email": ""}, {"email": 5}])
+def test_me_patch_with_a_malformed_email_is_a_400(make_user, as_user, body):
+    response = as_user(make_user()).patch("/api/v1/auth/me/", body, format="json")
+    assert response.status_code == 400
 
 
 def test_me_delete_deactivates_the_caller_and_revokes_their_refresh_tokens(api, make_user):

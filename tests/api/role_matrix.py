@@ -111,6 +111,9 @@ MATRIX: tuple[Row, ...] = (
     row("PATCH",  "auth/me/",                        200, 200, 200, 200, 200, 200, 200, 401,
         body=lambda w: {"username": "renamed"}),
     row("DELETE", "auth/me/",                        204, 204, 204, 204, 204, 204, 204, 401),
+    row("POST",   "auth/password/",                  200, 200, 200, 200, 200, 200, 403, 401,
+        body=lambda w: {"old_password": PASSWORD, "new_password": "an-Other-quite-long-pass-37"},
+        note="an API key may not change its user's password"),
     # --- monitoring: staff read, Super Admin acts
     row("GET",    "monitoring/status/",              200, 200, 200, 200, 403, 403, 403, 401),
     row("POST",   "monitoring/sweep/",               200, 403, 403, 403, 403, 403, 403, 401),
