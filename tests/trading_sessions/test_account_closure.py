@@ -26,7 +26,13 @@ from licensing.services.subscriptions import subscriptions_expire_due
 from licensing.tasks import expire_subscriptions
 from tests.concurrency import run_at_once
 from trading_sessions.models import SignalSkip, Trade, TradingSession
-from trading_sessions.services import session_start, signal_receive, trade_manual, trades_open
+from trading_sessions.services import (
+    session_start,
+    signal_receive,
+    trade_manual,
+    trades_open,
+    trades_settle,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -79,6 +85,42 @@ def test_deactivation_fails_the_trades_not_yet_sent_to_the_broker(trader, channe
     assert opened == {}
     session.refresh_from_db()
     assert not session.is_active and not session.trade_in_flight
+
+
+def test_a_trade_at_the_broker_when_the_account_closes_is_recorded_and_settles(
+    trader, channel, monkeypatch
+):
+    """The opener read the trade as pending and called the broker; the user deactivated
+    during that call. The broker opened it: the history says so, and it settles."""
+    user, session = trader
+    signal_receive(channel=channel, asset="EURUSD", direction="call", duration=60)
+    trade = Trade.objects.get(user=user)
+    from trading_sessions.services import trades as trades_module
+
+    real = trades_module.get_broker_gateway()
+
+    class ClosingDuringTheCall:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def open_trade(self, *args, **kwargs):
+            user_deactivate(user=User.objects.get(pk=user.pk))
+            return real.open_trade(*args, **kwargs)
+
+    monkeypatch.setattr(trades_module, "get_broker_gateway", ClosingDuringTheCall)
+
+    assert trades_open(trade_ids=[trade.pk]) == {"opened": 1}
+
+    trade.refresh_from_db()
+    assert trade.result == Trade.Result.OPEN and trade.broker_trade_id
+    assert trade.failure_reason == "" and trade.closed_at is None
+    session.refresh_from_db()
+    assert not session.is_active
+    monkeypatch.undo()
+    with time_machine.travel(trade.expires_at + timedelta(seconds=1)):
+        assert trades_settle(trade_ids=[trade.pk]).get("settled") == 1
+    trade.refresh_from_db()
+    assert trade.result in Trade.SETTLED
 
 
 def test_deactivation_stops_sessions_in_its_own_transaction(trader, monkeypatch):

@@ -171,7 +171,7 @@ def user_trading_stop(*, user_id: int, reason: str, fail_pending: bool) -> int:
             # Trade rows before session rows: the order a failing or settling trade takes.
             failed = Trade.objects.filter(user_id=user_id, result=Trade.Result.PENDING).update(
                 result=Trade.Result.FAILED,
-                failure_reason=f"{reason}: not sent to the broker",
+                failure_reason=f"{reason}: not sent to the broker",  # trades.CLOSED_UNSENT
                 closed_at=timezone.now(),
             )
             if failed:

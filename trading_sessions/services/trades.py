@@ -34,6 +34,8 @@ from .sessions import _mark_stopped
 from .signals import MAX_DURATION, MIN_DURATION, asset_normalize
 
 ZERO = Decimal("0.00")
+# How `user_trading_stop` fails the pending trades of a closed account.
+CLOSED_UNSENT = f"{TradingSession.StopReason.ACCOUNT_CLOSED}: not sent to the broker"
 # Why the broker refused an open, and what it means for the session.
 STOPS_SESSION = {
     "auth_failed": TradingSession.StopReason.BROKER_AUTH,
@@ -153,14 +155,21 @@ def _open_one(gateway, trade: Trade, credentials) -> str:
         return "failed"
     except GatewayError as exc:
         return _trade_retry_later(trade, detail=str(exc))
-    updated = Trade.objects.filter(pk=trade.pk, result=Trade.Result.PENDING).update(
-        result=Trade.Result.OPEN,
-        broker_trade_id=opened.trade_id,
-        opened_at=opened.opened_at,
-        expires_at=opened.expires_at,
-        attempts=F("attempts") + 1,
-        next_attempt_at=None,
-    )
+    opened_fields = {
+        "result": Trade.Result.OPEN,
+        "broker_trade_id": opened.trade_id,
+        "opened_at": opened.opened_at,
+        "expires_at": opened.expires_at,
+        "attempts": F("attempts") + 1,
+        "next_attempt_at": None,
+    }
+    updated = Trade.objects.filter(pk=trade.pk, result=Trade.Result.PENDING).update(**opened_fields)
+    if not updated:
+        # The owner's account closed while this call was at the broker, which opened it all
+        # the same: record what the broker holds, so that it settles like any other.
+        updated = Trade.objects.filter(
+            pk=trade.pk, result=Trade.Result.FAILED, failure_reason__startswith=CLOSED_UNSENT
+        ).update(**opened_fields, failure_reason="", closed_at=None)
     trade.broker_trade_id, trade.expires_at = opened.trade_id, opened.expires_at
     return "opened" if updated else "already"
 
