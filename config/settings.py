@@ -52,8 +52,10 @@ CORS_ALLOW_HEADERS = (
     "idempotency-key",
     "x-license-key",
 )
-# Headers a browser script may read beyond the safelisted ones: when to retry, the budget.
+# Headers a browser script may read beyond the safelisted ones: when to retry, the budget,
+# whether an activation's answer is a replay.
 CORS_EXPOSE_HEADERS = (
+    "idempotent-replayed",
     "retry-after",
     "x-ratelimit-limit",
     "x-ratelimit-remaining",
@@ -250,7 +252,9 @@ JWT_REFRESH_REUSE_GRACE_SECONDS = env.int("JWT_REFRESH_REUSE_GRACE_SECONDS", def
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Brokerdesk API",
-    "DESCRIPTION": "Back office of a forex broker on MetaTrader 5. The contract is shared/API.md.",
+    "DESCRIPTION": "Back office of a forex broker on MetaTrader 5. The contract, with the rules "
+    "behind these operations: [docs/api.md](/api/docs/contract/) (in the repository: "
+    "`docs/api.md`, held to this schema by a test).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

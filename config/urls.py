@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import health, metrics
+from . import contract, health, metrics
 
 admin.site.site_header = "Brokerdesk"
 admin.site.site_title = "Brokerdesk"
@@ -26,6 +26,7 @@ urlpatterns = [
     path("d/", include("delivery.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/contract/", contract.contract, name="api-contract"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),
