@@ -425,6 +425,20 @@ MONITOR_EVENT_RETRY_SECONDS = env.float("MONITOR_EVENT_RETRY_SECONDS", default=0
 MONITOR_EVENT_RETRY_MAX_SECONDS = env.float("MONITOR_EVENT_RETRY_MAX_SECONDS", default=3600.0)
 MONITOR_EVENT_LEASE_SECONDS = env.int("MONITOR_EVENT_LEASE_SECONDS", default=120)
 MONITOR_DISPATCH_LIMIT = env.int("MONITOR_DISPATCH_LIMIT", default=1000)
+# The monitor's tasks (sweep, batches, discovery, event dispatch) on a queue of their own, for
+# a worker started with `-Q <name>`: a one-second sweep then never waits behind minute-long
+# pool, trading or resolver tasks. Empty: Celery's default queue, like every other task.
+MONITOR_QUEUE = env.str("MONITOR_QUEUE", default="")
+CELERY_TASK_ROUTES = {
+    name: {"queue": MONITOR_QUEUE}
+    for name in (
+        "accounts.monitor_sweep",
+        "accounts.monitor_batch",
+        "accounts.monitor_discover",
+        "accounts.dispatch_events",
+    )
+    if MONITOR_QUEUE
+}
 # One table for beat, each entry with why it exists. django-celery-beat's DatabaseScheduler
 # drops `options={"expires": ...}`; `expire_seconds` is what it keeps. An entry removed here
 # stays in the database: remove it in a migration.

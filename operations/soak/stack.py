@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--port", type=int, default=int(os.environ.get("SOAK_PORT", "8765")))
+    parser.add_argument(
+        "--shared-worker",
+        action="store_true",
+        help="one worker for every task, the monitor's too (default: the monitor has its own)",
+    )
     parser.add_argument("soak_args", nargs="*", help="passed on to manage.py soak (after --)")
     options = parser.parse_args(argv)
     problem = _services_problem()
@@ -43,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_dir = SOAK_DIR / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = _environment(run_dir, options.port)
+    env = _environment(run_dir, options.port, monitor_queue=not options.shared_worker)
     base_url = f"http://127.0.0.1:{options.port}"
     for step in (["bootstrap"], ["collectstatic", "--noinput", "--verbosity", "0"]):
         subprocess.run([PYTHON, "manage.py", *step], cwd=ROOT, env=env, check=True)  # noqa: S603
@@ -56,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, stop_on) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for name, command in _commands(options.port, run_dir).items():
+        commands = _commands(options.port, run_dir, monitor_queue=env.get("MONITOR_QUEUE", ""))
+        for name, command in commands.items():
             processes.append(_start(name, command, env, run_dir))
-        _say(f"make soak: web, worker and beat started; logs in {run_dir.relative_to(ROOT)}/")
+        _say(f"make soak: {', '.join(commands)} started; logs in {run_dir.relative_to(ROOT)}/")
         _wait_ready(base_url, processes)
         soak = [
             PYTHON,
@@ -73,8 +79,13 @@ def main(argv: list[str] | None = None) -> int:
             "--report",
             str(run_dir / "report.md"),
             "--product",
-            "web (gunicorn, 2 processes x 4 threads), a Celery worker (concurrency 2) and "
-            "Celery beat, DEBUG off, on PostgreSQL and Redis",
+            "web (gunicorn, 2 processes x 4 threads), a Celery worker (concurrency 2)"
+            + (
+                ", a second one (concurrency 2) for the monitor's queue"
+                if "monitor-worker" in commands
+                else " for every task, the monitor's too"
+            )
+            + " and Celery beat, DEBUG off, on PostgreSQL and Redis",
             *options.soak_args,
         ]
         return subprocess.run(soak, cwd=ROOT, env=env, check=False).returncode  # noqa: S603
@@ -118,10 +129,14 @@ def _keys() -> dict[str, str]:
     return {name: value for name, value in pairs}
 
 
-def _environment(run_dir: Path, port: int) -> dict[str, str]:
+def _environment(run_dir: Path, port: int, *, monitor_queue: bool = True) -> dict[str, str]:
     metrics = run_dir / "prometheus"
     metrics.mkdir(exist_ok=True)
     return {
+        # The monitor on its own queue and worker, as docs/scaling.md "Queues" deploys it: on
+        # one shared worker of two processes, minute-long pool and trading tasks under the
+        # faults made most one-second sweeps expire unrun (a deposit waited 75 s, median).
+        **({"MONITOR_QUEUE": "monitor"} if monitor_queue else {}),
         **os.environ,
         **_keys(),
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -148,7 +163,19 @@ def _environment(run_dir: Path, port: int) -> dict[str, str]:
     }
 
 
-def _commands(port: int, run_dir: Path) -> dict[str, list[str]]:
+def _commands(port: int, run_dir: Path, *, monitor_queue: str = "") -> dict[str, list[str]]:
+    worker = [str(BIN / "celery"), "-A", "config", "worker", "--loglevel", "INFO"]
+    monitor = {
+        "monitor-worker": [
+            *worker,
+            "--queues",
+            monitor_queue,
+            "--concurrency",
+            "2",
+            "--hostname",
+            f"soak-monitor-{port}@%h",
+        ]
+    }
     return {
         "web": [
             str(BIN / "gunicorn"),
@@ -170,6 +197,7 @@ def _commands(port: int, run_dir: Path) -> dict[str, list[str]]:
             "--hostname",
             f"soak-{port}@%h",
         ],
+        **(monitor if monitor_queue else {}),
         "beat": [
             str(BIN / "celery"),
             "-A",
