@@ -243,3 +243,20 @@ def test_a_malformed_key_is_400_and_activates_nothing(admin_api, pool_config, fi
 
     assert answer.status_code == 400 and answer.json()["code"] == "idempotency_key_invalid"
     assert not PressPass.objects.exists()
+
+
+def test_a_demo_server_failure_queues_once_and_the_retry_gets_the_same_request(
+    admin_api, pool_config, fill, demo_gateway
+):
+    pool_config(min_available=0)
+    fill(1)
+    demo_gateway.fail_next("change_password")
+    key = str(uuid.uuid4())
+    first = activate(admin_api, key)
+    assert first.status_code == 202
+
+    retry = activate(admin_api, key)
+
+    assert retry.status_code == 202 and retry.json() == first.json()
+    assert DemoAccount.objects.filter(status="available").count() == 1  # back in the pool
+    assert not PressPass.objects.exists()
