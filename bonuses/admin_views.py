@@ -91,12 +91,18 @@ def assign_view(model_admin, request: HttpRequest) -> HttpResponse:
                 if not fields["reason"].strip():
                     form.add_error("reason", "Say why the failed rules are overridden.")
                     page["failures"] = services.check_eligibility_all(
-                        login=fields["login"], campaign=fields["campaign"], deposit_amount=deposit
+                        login=fields["login"],
+                        campaign=fields["campaign"],
+                        deposit_amount=deposit,
+                        deal_id=fields["deal_id"],
                     )
                     return _confirm_page(model_admin, request, form, page["failures"])
                 return _assign(model_admin, request, fields, override=True)
             failures = services.check_eligibility_all(
-                login=fields["login"], campaign=fields["campaign"], deposit_amount=deposit
+                login=fields["login"],
+                campaign=fields["campaign"],
+                deposit_amount=deposit,
+                deal_id=fields["deal_id"],
             )
             if not failures:
                 return _assign(model_admin, request, fields, override=False)

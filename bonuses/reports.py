@@ -14,8 +14,11 @@ from django.db.models import (
     Count,
     DecimalField,
     F,
+    IntegerField,
+    OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
     When,
@@ -23,7 +26,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from bonuses.models import Bonus
-from campaigns.models import Campaign
+from campaigns.models import Campaign, StackingSkip
 
 REPORTS = ("summary", "conversions", "cancellations", "leverage")
 
@@ -62,7 +65,9 @@ def report_summary(*, filters: ReportFilters = NO_FILTERS) -> QuerySet:
     """Per campaign: bonuses by status and the money they moved (bonuses created in the window).
 
     `total_removed` is credit taken back (cancel, expiry, withdrawal, drawdown):
-    amount - converted - credit still held.
+    amount - converted - credit still held. `stacking` and `priority` are the campaign's;
+    `skipped_stacking` counts the deposits (in the window) it qualified for but did not fire
+    on, because another campaign's bonus took them and one of the two is exclusive.
     """
     window = Q()
     if filters.since is not None:
@@ -76,6 +81,16 @@ def report_summary(*, filters: ReportFilters = NO_FILTERS) -> QuerySet:
     def count(status: str) -> Count:
         return Count("bonuses", filter=window & Q(bonuses__status=status))
 
+    skips = StackingSkip.objects.filter(campaign=OuterRef("pk"))
+    if filters.since is not None:
+        skips = skips.filter(created_at__gte=filters.since)
+    if filters.until is not None:
+        skips = skips.filter(created_at__lt=filters.until)
+    if filters.login is not None:
+        skips = skips.filter(login=filters.login)
+    # A subquery, not a second join: joined with the bonuses it would multiply both counts.
+    skipped = skips.order_by().values("campaign").annotate(n=Count("pk")).values("n")
+
     campaigns = Campaign.objects.all()
     if filters.campaign_id is not None:
         campaigns = campaigns.filter(pk=filters.campaign_id)
@@ -83,6 +98,7 @@ def report_summary(*, filters: ReportFilters = NO_FILTERS) -> QuerySet:
         campaigns.annotate(
             campaign_id=F("pk"),
             campaign_status=F("status"),
+            skipped_stacking=Coalesce(Subquery(skipped, output_field=IntegerField()), 0),
             granted=Count("bonuses", filter=granted),
             active=count(Bonus.Status.ACTIVE),
             converted=count(Bonus.Status.CONVERTED),
@@ -109,6 +125,8 @@ def report_summary(*, filters: ReportFilters = NO_FILTERS) -> QuerySet:
             "name",
             "bonus_type",
             "campaign_status",
+            "stacking",
+            "priority",
             "granted",
             "active",
             "converted",
@@ -120,6 +138,7 @@ def report_summary(*, filters: ReportFilters = NO_FILTERS) -> QuerySet:
             "total_converted",
             "total_removed",
             "credit_outstanding",
+            "skipped_stacking",
         )
     )
 

@@ -84,6 +84,8 @@ class SummaryResource(resources.Resource):
     name = _text("name")
     bonus_type = _text("bonus_type")
     campaign_status = _text("campaign_status")
+    stacking = _text("stacking")
+    priority = _number("priority")
     granted = _number("granted")
     active = _number("active")
     converted = _number("converted")
@@ -95,6 +97,7 @@ class SummaryResource(resources.Resource):
     total_converted = _money("total_converted")
     total_removed = _money("total_removed")
     credit_outstanding = _money("credit_outstanding")
+    skipped_stacking = _number("skipped_stacking")
 
 
 class ConversionsResource(resources.Resource):

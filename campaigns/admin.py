@@ -12,7 +12,7 @@ from core.net import client_ip
 from gateways.errors import GatewayError
 
 from .forms import CampaignAdminForm
-from .models import Campaign
+from .models import Campaign, StackingSkip
 from .selectors import mt5_last_scan
 from .services import (
     campaign_create,
@@ -39,11 +39,13 @@ class CampaignAdmin(admin.ModelAdmin):
         "trigger_type",
         "percentage",
         "promo_code",
+        "stacking",
+        "priority",
         "starts_at",
         "ends_at",
         "updated_at",
     )
-    list_filter = ("status", "bonus_type", "trigger_type")
+    list_filter = ("status", "bonus_type", "trigger_type", "stacking")
     search_fields = ("name", "description", "promo_code")
     readonly_fields = ("status", "created_by", "created_at", "updated_at")
     fieldsets = (
@@ -62,6 +64,15 @@ class CampaignAdmin(admin.ModelAdmin):
             },
         ),
         ("Trigger", {"fields": ("trigger_type", "promo_code", "agent_codes")}),
+        (
+            "On one deposit",
+            {
+                "fields": ("stacking", "priority"),
+                "description": "Campaigns a deposit qualifies for fire in priority order, "
+                "highest first (a tie: the older campaign). The first fires; others join "
+                "only if it and they are all stackable.",
+            },
+        ),
         (
             "Who qualifies",
             {
@@ -192,3 +203,22 @@ class CampaignAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
         return redirect("admin:campaigns_campaign_changelist")
+
+
+@admin.register(StackingSkip)
+class StackingSkipAdmin(admin.ModelAdmin):
+    """Read-only: deposits on which a campaign did not fire because another one took them."""
+
+    list_display = ("created_at", "campaign", "taken_by", "login", "deal_id", "deposit_amount")
+    list_filter = ("campaign",)
+    list_select_related = ("campaign", "taken_by")
+    readonly_fields = list_display
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -31,6 +31,12 @@ class Campaign(models.Model):
         REGISTRATION = "registration", "On registration"
         AGENT_CODE = "agent_code", "Agent code"
 
+    class Stacking(models.TextChoices):
+        """Whether this campaign's bonus may share one deposit with other campaigns' bonuses."""
+
+        EXCLUSIVE = "exclusive", "Exclusive: the only bonus on a deposit"
+        STACKABLE = "stackable", "Stackable: with other stackable campaigns"
+
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     status = models.CharField(
@@ -70,6 +76,20 @@ class Campaign(models.Model):
         blank=True,
         help_text="Registration bonuses: the amount granted.",
     )
+    # One deposit fires campaigns in priority order (highest first, the older campaign on a
+    # tie): the first eligible one always fires; after it, only stackable campaigns join while
+    # every bonus already on the deposit is stackable too. Exclusive is the safe default.
+    stacking = models.CharField(
+        max_length=16,
+        choices=Stacking.choices,
+        default=Stacking.EXCLUSIVE,
+        help_text="Exclusive: no other campaign's bonus on the same deposit. Stackable: "
+        "combines with other stackable campaigns.",
+    )
+    priority = models.IntegerField(
+        default=0,
+        help_text="0 to 1000; on one deposit the highest fires first (a tie: the older one).",
+    )
     starts_at = models.DateTimeField(null=True, blank=True)
     ends_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
@@ -94,6 +114,37 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_bonus_type_display()}, {self.status})"
+
+
+class StackingSkip(models.Model):
+    """A campaign that a deposit qualified for but did not fire, because another campaign's
+    bonus took that deposit and one of the two is exclusive (`Campaign.stacking`).
+
+    Written by the bonus engine's deposit trigger, one row per campaign and deposit deal
+    (unique: a deposit seen twice records its skip once); the reports count them.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="stacking_skips")
+    taken_by = models.ForeignKey(
+        Campaign,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The campaign whose bonus the deposit gave first.",
+    )
+    login = models.BigIntegerField()
+    deal_id = models.BigIntegerField()
+    deposit_amount = models.DecimalField(max_digits=14, decimal_places=2)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "login", "deal_id"], name="stacking_skip_once_per_deal"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"campaign {self.campaign_id} skipped on deal {self.deal_id} of {self.login}"
 
 
 class MT5Scan(models.Model):

@@ -42,6 +42,8 @@ EDITABLE_FIELDS: tuple[str, ...] = (
     "bonus_expiry_days",
     "convert_per_lot",
     "fixed_amount",
+    "stacking",
+    "priority",
     "starts_at",
     "ends_at",
 )
@@ -56,7 +58,8 @@ DECIMAL_FIELDS: tuple[str, ...] = (
     "convert_per_lot",
     "fixed_amount",
 )
-COUNT_FIELDS: tuple[str, ...] = ("max_concurrent", "bonus_expiry_days")
+COUNT_FIELDS: tuple[str, ...] = ("max_concurrent", "bonus_expiry_days", "priority")
+PRIORITY_MAX = 1000
 LIST_ITEM_MAX_LENGTH = 128
 LIST_MAX_ITEMS = 500
 # Clients type promo codes: letters, digits, "-" and "_" only, so that "matched
@@ -254,6 +257,9 @@ def _rule_problems(values: dict[str, Any], *, pk: int | None) -> list[Problem]:
     elif code and promo_code_taken(code, exclude_pk=pk):
         refuse("promo_code", "promo_code_taken", "Another campaign already uses this code.")
 
+    priority = values["priority"]
+    if priority is not None and not (0 <= priority <= PRIORITY_MAX):
+        refuse("priority", "priority_range", f"Must be from 0 to {PRIORITY_MAX}.")
     for name in ("max_concurrent", "bonus_expiry_days"):
         if values[name] == 0:
             refuse(name, "zero", "Must be at least 1 (or empty for no limit).")

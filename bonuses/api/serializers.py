@@ -126,22 +126,26 @@ class BonusListOutputSerializer(serializers.Serializer):
     bonuses = BonusSerializer(many=True)
 
 
-class EligibilityInputSerializer(serializers.Serializer):
-    login = login_field()
-    campaign_id = CampaignIdField()
-    deposit_amount = amount_field(required=False, allow_null=True, default=None)
-
-
-class EligibilityOutputSerializer(serializers.Serializer):
-    eligible = serializers.BooleanField()
-    failures = EligibilityFailureSerializer(many=True)
-
-
 def deal_id_field(**kwargs) -> serializers.IntegerField:
     """An MT5 deal ticket (a deposit's), looked up on the server."""
     return StrictIntegerField(
         min_value=1, max_value=MAX_BIGINT, required=False, allow_null=True, default=None, **kwargs
     )
+
+
+class EligibilityInputSerializer(serializers.Serializer):
+    login = login_field()
+    campaign_id = CampaignIdField()
+    deposit_amount = amount_field(required=False, allow_null=True, default=None)
+    deal_id = deal_id_field(
+        help_text="The deposit's MT5 deal, if any: the bonuses it already gave other campaigns "
+        "decide `stacking_exclusive`."
+    )
+
+
+class EligibilityOutputSerializer(serializers.Serializer):
+    eligible = serializers.BooleanField()
+    failures = EligibilityFailureSerializer(many=True)
 
 
 class AssignInputSerializer(EligibilityInputSerializer):
@@ -263,6 +267,8 @@ class SummaryRowSerializer(serializers.Serializer):
     name = serializers.CharField()
     bonus_type = serializers.CharField()
     campaign_status = serializers.CharField()
+    stacking = serializers.CharField()
+    priority = serializers.IntegerField()
     granted = serializers.IntegerField()
     active = serializers.IntegerField()
     converted = serializers.IntegerField()
@@ -274,6 +280,10 @@ class SummaryRowSerializer(serializers.Serializer):
     total_converted = _money_out()
     total_removed = _money_out()
     credit_outstanding = _money_out()
+    skipped_stacking = serializers.IntegerField(
+        help_text="Deposits it qualified for but did not fire on: another campaign took them "
+        "and one of the two is exclusive."
+    )
 
 
 class ConversionRowSerializer(serializers.Serializer):

@@ -7,7 +7,9 @@ Overridable: `group_mismatch` (target groups may use MT5's `*` wildcard), `count
 amount is given), `duplicate_bonus` (one_per_account and a pending, active or ended bonus of
 this campaign exists; a `failed` one gave nothing and does not count), `max_concurrent`
 (pending + active bonuses on the account >= the limit), `agent_code_mismatch` (the campaign has
-agent codes and the account's Lead Source is not one of them, case-insensitive).
+agent codes and the account's Lead Source is not one of them, case-insensitive),
+`stacking_exclusive` (only when a deposit deal is given: the deal already gave a bonus of
+another campaign, not failed, and this campaign or one of those is exclusive).
 """
 
 from dataclasses import asdict, dataclass
@@ -48,12 +50,20 @@ class IneligibleError(ConflictError):
 
 
 def check_eligibility_all(
-    *, login: int, campaign: Campaign, deposit_amount: Decimal | None = None
+    *,
+    login: int,
+    campaign: Campaign,
+    deposit_amount: Decimal | None = None,
+    deal_id: int | None = None,
 ) -> list[EligibilityFailure]:
     """Every rule `login` fails for `campaign` (empty: eligible). Reads the MT5 account."""
     account = read_account(login)
     return eligibility_failures(
-        login=login, account=account, campaign=campaign, deposit_amount=deposit_amount
+        login=login,
+        account=account,
+        campaign=campaign,
+        deposit_amount=deposit_amount,
+        deal_id=deal_id,
     )
 
 
@@ -63,6 +73,7 @@ def eligibility_failures(
     account: MT5Account | None,
     campaign: Campaign,
     deposit_amount: Decimal | None,
+    deal_id: int | None = None,
     now: datetime | None = None,
 ) -> list[EligibilityFailure]:
     """The rules against an account already read; the grant calls it again under its lock."""
@@ -117,7 +128,38 @@ def eligibility_failures(
                 f"The account holds {live} bonuses; the campaign allows {campaign.max_concurrent}.",
                 True,
             )
+    if deal_id is not None:
+        problem = stacking_problem(login=login, campaign=campaign, deal_id=deal_id)
+        if problem:
+            fail("stacking_exclusive", problem, True)
     return failures
+
+
+def deal_bonuses_elsewhere(*, login: int, campaign: Campaign, deal_id: int) -> list[Bonus]:
+    """The bonuses (not failed) that deposit deal `deal_id` already gave other campaigns,
+    oldest first."""
+    return list(
+        Bonus.objects.filter(login=login, deposit_deal_id=deal_id)
+        .exclude(status=Bonus.Status.FAILED)
+        .exclude(campaign=campaign)
+        .select_related("campaign")
+        .order_by("pk")
+    )
+
+
+def stacking_problem(*, login: int, campaign: Campaign, deal_id: int) -> str | None:
+    """Why `campaign` may not join the bonuses deal `deal_id` already gave, or None."""
+    others = deal_bonuses_elsewhere(login=login, campaign=campaign, deal_id=deal_id)
+    if not others:
+        return None
+    given = f"Deposit deal {deal_id} already gave a bonus of"
+    if campaign.stacking == Campaign.Stacking.EXCLUSIVE:
+        names = ", ".join(f"#{bonus.campaign_id} {bonus.campaign.name}" for bonus in others)
+        return f"{given} {names}; this campaign is exclusive."
+    exclusive = [b.campaign for b in others if b.campaign.stacking == Campaign.Stacking.EXCLUSIVE]
+    if exclusive:
+        return f"{given} #{exclusive[0].pk} {exclusive[0].name}, which is exclusive."
+    return None
 
 
 def normalized_codes(codes) -> set[str]:

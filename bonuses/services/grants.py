@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.errors import ApplicationError, ConflictError, NotFoundError
 from bonuses.models import Bonus, BonusApproval, CreditIntent, DepositSeen
-from campaigns.models import Campaign
+from campaigns.models import Campaign, StackingSkip
 from gateways.mt5 import MT5Account
 
 from .common import (
@@ -31,7 +31,12 @@ from .common import (
 )
 from .common import read_account as _read_account
 from .deals import deal_check_unused, deposit_deal_match, deposit_deal_verify
-from .eligibility import IneligibleError, eligibility_failures, normalized_codes
+from .eligibility import (
+    IneligibleError,
+    deal_bonuses_elsewhere,
+    eligibility_failures,
+    normalized_codes,
+)
 from .ledger import intent_add, new_operation, operation_execute
 from .limits import approval_request, manual_limit_excess, requester_lock
 
@@ -169,8 +174,10 @@ def trigger_deposit(
     source: str = "api",
     deal_from_server: bool = False,
 ) -> list[Bonus]:
-    """A deposit arrived: grant every matching campaign (auto_deposit, and agent-code
-    campaigns whose codes match the Lead Source), within the rules.
+    """A deposit arrived: grant the matching campaigns (auto_deposit, and agent-code
+    campaigns whose codes match the Lead Source), within the rules, in priority order: the
+    first eligible one fires, and others join only while it and they are all stackable
+    (`stacking_exclusive`; each campaign left out is a `StackingSkip`).
 
     The deposit must be real: unless the caller read the deal from MT5 itself (the monitor,
     `deal_from_server`), an unknown login is 404 `account_not_found`, a `deal_id` is checked
@@ -316,7 +323,11 @@ def _checked_grant(
     """Eligibility, amount and deal checks of one grant, under the account's lock: the
     failures waived by the override, and the amount."""
     failures = eligibility_failures(
-        login=login, account=account, campaign=campaign, deposit_amount=deposit_amount
+        login=login,
+        account=account,
+        campaign=campaign,
+        deposit_amount=deposit_amount,
+        deal_id=deal_id,
     )
     blocking = [f for f in failures if not f.overridable] if override_eligibility else failures
     if blocking:
@@ -364,7 +375,8 @@ def _first_sight(login: int, deal_id: int, amount: Decimal, source: str) -> bool
 
 
 def _deposit_campaigns(account: MT5Account | None) -> list[Campaign]:
-    """Live auto_deposit and agent_code campaigns; one with agent codes only on a match."""
+    """Live auto_deposit and agent_code campaigns (one with agent codes only on a match), in
+    the order a deposit fires them: highest priority first, the older campaign on a tie."""
     if account is None:
         return []
     lead_source = account.lead_source.strip().casefold()
@@ -376,16 +388,33 @@ def _deposit_campaigns(account: MT5Account | None) -> list[Campaign]:
         if codes and lead_source not in codes:
             continue
         chosen.append(campaign)
-    return chosen
+    return sorted(chosen, key=lambda campaign: (-campaign.priority, campaign.pk))
+
+
+def _stacking_skip(login: int, campaign: Campaign, deal_id: int, deposit_amount) -> None:
+    """Record that `campaign` qualified for the deposit but another campaign took it."""
+    taken = deal_bonuses_elsewhere(login=login, campaign=campaign, deal_id=deal_id)
+    StackingSkip.objects.get_or_create(
+        campaign=campaign,
+        login=login,
+        deal_id=deal_id,
+        defaults={"taken_by_id": taken[0].campaign_id, "deposit_amount": deposit_amount},
+    )
 
 
 def _grant_if_eligible(
     *, account, login, campaign, deposit_amount, deal_id, trigger, actor
 ) -> tuple[Bonus, object] | None:
     failures = eligibility_failures(
-        login=login, account=account, campaign=campaign, deposit_amount=deposit_amount
+        login=login,
+        account=account,
+        campaign=campaign,
+        deposit_amount=deposit_amount,
+        deal_id=deal_id,
     )
     if failures:
+        if deal_id is not None and [f.code for f in failures] == ["stacking_exclusive"]:
+            _stacking_skip(login, campaign, deal_id, deposit_amount)
         logger.info(
             "campaign %s not granted to %s: %s",
             campaign.pk,

@@ -24,8 +24,8 @@ def test_a_deposit_grants_each_matching_campaign_and_answers_the_bonuses(
 ):
     login = account(balance="1000.00", leverage=500)
     deal = deposit_deal(login)
-    first = campaign_factory(bonus_type="A", percentage="50")
-    second = campaign_factory(bonus_type="B", percentage="10")
+    first = campaign_factory(bonus_type="A", percentage="50", stacking="stackable")
+    second = campaign_factory(bonus_type="B", percentage="10", stacking="stackable")
     campaign_factory(trigger_type="promo_code", promo_code="NOPE")  # not a deposit campaign
     response = client_as("api_key").post(
         "/api/v1/triggers/deposit/",

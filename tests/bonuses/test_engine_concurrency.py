@@ -102,8 +102,8 @@ def test_no_gateway_call_is_ever_made_inside_a_database_transaction(
 
     faulty_mt5.forbid_transactions = True
     login = account(balance="1000.00", leverage=500)
-    campaign_factory(bonus_type="A", percentage="50", one_per_account=False)
-    campaign_factory(bonus_type="C", percentage="20", convert_per_lot="10.00")
+    campaign_factory(bonus_type="A", percentage="50", one_per_account=False, stacking="stackable")
+    campaign_factory(bonus_type="C", percentage="20", convert_per_lot="10.00", stacking="stackable")
     faulty_mt5.fail_next("post_credit", UnknownOutcomeError, after_write=True)
     bonuses = {b.bonus_type: b for b in trigger_deposit(login=login, amount=Decimal("1000"))}
     intents_resolve()

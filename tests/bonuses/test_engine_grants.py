@@ -348,14 +348,18 @@ def test_the_same_deposit_deal_from_10_threads_at_once_grants_once(
     assert server(login).credit == Decimal("500.00")
 
 
-def test_several_matching_campaigns_each_grant_on_one_deposit(
+def test_several_matching_stackable_campaigns_each_grant_on_one_deposit(
     account, campaign_factory, deposit_deal
 ):
     login = account(balance="1000.00", lead_source="IB42")
-    campaign_factory(bonus_type="B", percentage="10")
-    campaign_factory(bonus_type="B", percentage="20")
+    campaign_factory(bonus_type="B", percentage="10", stacking="stackable")
+    campaign_factory(bonus_type="B", percentage="20", stacking="stackable")
     campaign_factory(
-        bonus_type="B", percentage="5", trigger_type="agent_code", agent_codes=["ib42"]
+        bonus_type="B",
+        percentage="5",
+        trigger_type="agent_code",
+        agent_codes=["ib42"],
+        stacking="stackable",
     )
     campaign_factory(bonus_type="B", percentage="7", trigger_type="agent_code", agent_codes=["X"])
     campaign_factory(bonus_type="B", percentage="3", agent_codes=["OTHER"])  # auto, wrong code
@@ -375,7 +379,7 @@ def test_several_matching_campaigns_each_grant_on_one_deposit(
 def test_several_campaigns_grant_only_within_max_concurrent(account, campaign_factory):
     login = account(balance="1000.00")
     for _ in range(3):
-        campaign_factory(bonus_type="B", percentage="10", max_concurrent=2)
+        campaign_factory(bonus_type="B", percentage="10", max_concurrent=2, stacking="stackable")
 
     bonuses = trigger_deposit(login=login, amount=Decimal("1000.00"))
 

@@ -107,8 +107,8 @@ def test_an_override_wins_until_the_stack_ends(account, mt5, type_a, make_user):
 
 def test_override_refuses_other_types_bad_leverage_and_ended_bonuses(account, campaign_factory):
     login = account(balance="1000.00")
-    campaign_factory(bonus_type="B", percentage="10")
-    campaign_factory(bonus_type="A", percentage="10")
+    campaign_factory(bonus_type="B", percentage="10", stacking="stackable")
+    campaign_factory(bonus_type="A", percentage="10", stacking="stackable")
     bonuses = {b.bonus_type: b for b in trigger_deposit(login=login, amount=Decimal("1000"))}
 
     with pytest.raises(ConflictError) as raised:

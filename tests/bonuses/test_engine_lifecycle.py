@@ -169,8 +169,8 @@ def test_cancelling_never_removes_credit_the_system_did_not_grant(account, campa
 
 def test_withdrawing_10_percent_leaves_90_percent_of_each_a_and_b_bonus(account, campaign_factory):
     login = account(balance="1000.00", leverage=500)
-    campaign_factory(bonus_type="A", percentage="50")
-    campaign_factory(bonus_type="B", percentage="33.33")
+    campaign_factory(bonus_type="A", percentage="50", stacking="stackable")
+    campaign_factory(bonus_type="B", percentage="33.33", stacking="stackable")
     trigger_deposit(login=login, amount=Decimal("1000.00"))
 
     changed = withdrawal_apply(
@@ -213,9 +213,9 @@ def test_a_withdrawal_that_leaves_exact_cents_keeps_them_exactly(account, campai
 
 def test_withdrawing_everything_cancels_every_bonus(account, campaign_factory):
     login = account(balance="1000.00", leverage=500)
-    campaign_factory(bonus_type="A", percentage="50")
-    campaign_factory(bonus_type="B", percentage="10")
-    campaign_factory(bonus_type="C", percentage="10")
+    campaign_factory(bonus_type="A", percentage="50", stacking="stackable")
+    campaign_factory(bonus_type="B", percentage="10", stacking="stackable")
+    campaign_factory(bonus_type="C", percentage="10", stacking="stackable")
     trigger_deposit(login=login, amount=Decimal("1000.00"))
 
     changed = withdrawal_apply(

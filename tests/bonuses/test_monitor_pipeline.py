@@ -129,8 +129,8 @@ def test_the_systems_own_conversion_deal_is_not_seen_as_a_deposit(
 ):
     login = account(balance="1000.00")
     watch(login)
-    campaign_factory(bonus_type="C", percentage="10", convert_per_lot="10.00")
-    campaign_factory(bonus_type="A", percentage="50", name="Deposit match")
+    campaign_factory(bonus_type="C", percentage="10", convert_per_lot="10.00", stacking="stackable")
+    campaign_factory(bonus_type="A", percentage="50", name="Deposit match", stacking="stackable")
     monitor_test_deal(login=login, amount=Decimal("500.00"))
     monitor_sweep()  # grants both: C 50.00 and A 250.00 on the 500.00 deposit
     assert Bonus.objects.filter(login=login).count() == 2

@@ -40,6 +40,8 @@ def form_data(**overrides):
         "max_deposit": "",
         "one_per_account": "on",
         "max_concurrent": "",
+        "stacking": "exclusive",
+        "priority": "0",
         "starts_at_0": "",
         "starts_at_1": "",
         "ends_at_0": "",
