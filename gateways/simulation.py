@@ -6,6 +6,14 @@ import time
 from .errors import TransientGatewayError
 
 
+def load_knobs(server: str):
+    """The knobs row of `server`, or None when nobody set any (the Web API stand-in reads
+    its own fault knobs from it)."""
+    from .models import SimulatorKnobs
+
+    return SimulatorKnobs.objects.filter(server=server).first()
+
+
 def apply_knobs(server: str) -> None:
     """Sleep for the configured latency, then fail at the configured rate (transient)."""
     from .models import SimulatorKnobs

@@ -5,5 +5,13 @@ from gateways.models import SimulatorKnobs
 
 @admin.register(SimulatorKnobs)
 class SimulatorKnobsAdmin(admin.ModelAdmin):
-    list_display = ("server", "latency_ms", "error_rate", "updated_at")
-    list_editable = ("latency_ms", "error_rate")
+    list_display = (
+        "server",
+        "latency_ms",
+        "error_rate",
+        "fault_retcode",
+        "forbidden_rate",
+        "drop_rate",
+        "updated_at",
+    )
+    list_editable = ("latency_ms", "error_rate", "fault_retcode", "forbidden_rate", "drop_rate")

@@ -9,6 +9,15 @@ class SimulatorKnobs(models.Model):
         DEMO = "demo", "Demo provisioning"
         BROKER = "broker", "Broker trading"
         TELEGRAM = "telegram", "Telegram Bot API"
+        MT5_WEBAPI = "mt5_webapi", "MT5 Web API stand-in"
+
+    class FaultRetcode(models.IntegerChoices):
+        """What the Web API stand-in answers when `error_rate` strikes."""
+
+        PERMISSIONS = 8, "8 Not enough permissions"
+        TIMEOUT = 9, "9 Operation timeout"
+        NOT_FOUND = 13, "13 Not found"
+        NO_MONEY = 10019, "10019 Not enough money"
 
     server = models.CharField(max_length=16, choices=Server.choices, unique=True)
     latency_ms = models.PositiveIntegerField(
@@ -18,7 +27,27 @@ class SimulatorKnobs(models.Model):
         max_digits=4,
         decimal_places=3,
         default=0,
-        help_text="Share of calls (0 to 1) that fail with a transient error.",
+        help_text="Share of calls (0 to 1) that fail with a transient error "
+        "(the Web API stand-in: answered with the fault retcode, nothing done).",
+    )
+    fault_retcode = models.PositiveIntegerField(
+        choices=FaultRetcode.choices,
+        default=FaultRetcode.TIMEOUT,
+        help_text="Web API stand-in only: the retcode `error_rate` answers with.",
+    )
+    forbidden_rate = models.DecimalField(
+        max_digits=4,
+        decimal_places=3,
+        default=0,
+        help_text="Web API stand-in only: share of calls answered HTTP 403, the session "
+        "forgotten (the client must shake hands again).",
+    )
+    drop_rate = models.DecimalField(
+        max_digits=4,
+        decimal_places=3,
+        default=0,
+        help_text="Web API stand-in only: share of calls whose connection is dropped after "
+        "the work is done, unanswered (an unknown outcome for writes).",
     )
     updated_at = models.DateTimeField(auto_now=True)
 
