@@ -689,6 +689,17 @@ MT5_MANAGER_LOGIN = env.str("MT5_MANAGER_LOGIN", default="")
 MT5_MANAGER_PASSWORD = env.str("MT5_MANAGER_PASSWORD", default="")
 MT5_REQUEST_TIMEOUT_SECONDS = env.float("MT5_REQUEST_TIMEOUT_SECONDS", default=30.0)
 
+# MetaQuotes' Manager Web API (MT5_GATEWAY=gateways.mt5.webapi.gateway.WebApiMT5Gateway), with
+# MT5_MANAGER_LOGIN/PASSWORD and MT5_REQUEST_TIMEOUT_SECONDS above. TLS is verified; a private
+# CA bundle or the pinned SHA-256 of a self-signed certificate (hex) for brokers without a
+# public one. The time offset (trade server minus UTC) is measured at connect when unset.
+MT5_WEBAPI_URL = env.str("MT5_WEBAPI_URL", default="")  # https://host:443
+MT5_WEBAPI_CA_BUNDLE = env.str("MT5_WEBAPI_CA_BUNDLE", default="")
+MT5_WEBAPI_CERT_SHA256 = env.str("MT5_WEBAPI_CERT_SHA256", default="")
+MT5_WEBAPI_TIME_OFFSET_SECONDS = env.int("MT5_WEBAPI_TIME_OFFSET_SECONDS", default=None)
+MT5_WEBAPI_GROUP_MASK = env.str("MT5_WEBAPI_GROUP_MASK", default="*")
+MT5_WEBAPI_BATCH_SIZE = env.int("MT5_WEBAPI_BATCH_SIZE", default=1000)
+
 METAQUOTES_API_URL = env.str("METAQUOTES_API_URL", default="")
 METAQUOTES_API_KEY = env.str("METAQUOTES_API_KEY", default="")
 METAQUOTES_API_SECRET = env.str("METAQUOTES_API_SECRET", default="")
