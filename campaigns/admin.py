@@ -12,7 +12,7 @@ from core.net import client_ip
 from gateways.errors import GatewayError
 
 from .forms import CampaignAdminForm
-from .models import Campaign, StackingSkip
+from .models import Campaign
 from .selectors import mt5_last_scan
 from .services import (
     campaign_create,
@@ -203,22 +203,3 @@ class CampaignAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
         return redirect("admin:campaigns_campaign_changelist")
-
-
-@admin.register(StackingSkip)
-class StackingSkipAdmin(admin.ModelAdmin):
-    """Read-only: deposits on which a campaign did not fire because another one took them."""
-
-    list_display = ("created_at", "campaign", "taken_by", "login", "deal_id", "deposit_amount")
-    list_filter = ("campaign",)
-    list_select_related = ("campaign", "taken_by")
-    readonly_fields = list_display
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

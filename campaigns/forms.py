@@ -72,6 +72,9 @@ class CampaignAdminForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for name in ("stacking", "priority"):
+            if name in self.fields:
+                self.fields[name].required = False
         groups, countries = mt5_choices()
         for name, label, scanned in (
             ("target_groups", "groups", groups),
@@ -80,6 +83,15 @@ class CampaignAdminForm(forms.ModelForm):
             if name in self.fields and scanned:
                 current = list(self.initial.get(name) or [])
                 self.fields[name] = _choice_field(label, scanned, current)
+
+    # Left out of a post (a script, an older page), the stacking setting keeps what the
+    # campaign has: exclusive and priority 0 for a new one.
+    def clean_stacking(self) -> str:
+        return self.cleaned_data.get("stacking") or self.instance.stacking
+
+    def clean_priority(self) -> int:
+        value = self.cleaned_data.get("priority")
+        return self.instance.priority if value is None else value
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

@@ -216,23 +216,6 @@ def test_a_promo_code_that_took_a_deposit_first_keeps_the_auto_campaign_out(
     assert (skip.campaign.name, skip.taken_by.name, skip.deal_id) == ("Auto", "Promo", deal)
 
 
-def test_staff_see_the_skips_in_the_admin_and_cannot_change_them(
-    account, deposit, campaign_factory, client, make_user
-):
-    campaign_factory(name="First come", bonus_type="B", percentage="10")
-    campaign_factory(name="Left out", bonus_type="B", percentage="20")
-    login = account(balance="0.00")
-    trigger_deposit(login=login, amount=Decimal("800.00"), deal_id=deposit(login, "800.00"))
-    client.force_login(make_user(Role.SUPPORT_AGENT))
-
-    page = client.get("/admin/campaigns/stackingskip/")
-
-    assert page.status_code == 200
-    text = page.content.decode()
-    assert "Left out" in text and "First come" in text and "800.00" in text
-    assert client.get("/admin/campaigns/stackingskip/add/").status_code == 403
-
-
 def test_staff_may_stack_on_purpose_by_overriding_with_a_reason(
     account, deposit, campaign_factory, super_admin
 ):

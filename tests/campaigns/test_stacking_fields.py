@@ -101,3 +101,19 @@ def test_a_duplicate_keeps_the_setting(make_campaign, manager):
 def manager_client(client, manager):
     client.force_login(manager)
     return client
+
+
+def test_an_admin_post_without_the_setting_keeps_what_the_campaign_has(
+    manager_client, make_campaign
+):
+    campaign = make_campaign(
+        name="Kept", stacking="stackable", priority=6, min_deposit=0, max_deposit=None
+    )
+    data = form_data(name="Renamed", max_bonus="500")
+    del data["stacking"], data["priority"]
+
+    response = manager_client.post(change_url(campaign), data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    campaign.refresh_from_db()
+    assert (campaign.name, campaign.stacking, campaign.priority) == ("Renamed", "stackable", 6)
