@@ -26,7 +26,10 @@ from gateways.mt5 import (
     get_mt5_gateway,
 )
 from gateways.mt5.simulated import SimulatedMT5Gateway, seed_demo_accounts
+from gateways.mt5.types import COMMENT_MAX_LENGTH
+from gateways.mt5.webapi.gateway import WebApiMT5Gateway
 from tests.gateways.mt5_bridge import running_bridge
+from tests.gateways.mt5_webapi_standin import MANAGER_LOGIN, MANAGER_PASSWORD, running_standin
 
 
 class SimulatedServer:
@@ -51,11 +54,30 @@ class BridgeServer:
         self.password_matches = bridge.password_matches
 
 
-@pytest.fixture(params=["simulated", "http"])
+class WebApiServer(SimulatedServer):
+    """The Web API client talking to the stand-in over loopback HTTP; the stand-in serves the
+    simulated server's database, so the simulated helpers play the clients and the market."""
+
+    def __init__(self, gateway) -> None:
+        super().__init__()
+        self.gateway = gateway
+
+
+@pytest.fixture(params=["simulated", "http", "webapi"])
 def server(request, settings):
     if request.param == "simulated":
         request.getfixturevalue("db")
         yield SimulatedServer()
+        return
+    if request.param == "webapi":
+        # The stand-in answers on its own threads and database connections: they must see
+        # what the test writes, so the test's writes are committed.
+        request.applymarker(pytest.mark.django_db(transaction=True))
+        request.getfixturevalue("transactional_db")
+        with running_standin(groups=("demo\\standard",)) as (url, _standin):
+            gateway = WebApiMT5Gateway(url=url, login=MANAGER_LOGIN, password=MANAGER_PASSWORD)
+            yield WebApiServer(gateway)
+            gateway.client.close()
         return
     with running_bridge(settings) as (bridge, _standin, gateway):
         yield BridgeServer(bridge, gateway)
@@ -197,7 +219,7 @@ def test_a_comment_longer_than_mt5_keeps_is_refused(server):
     login = server.add_account(credit=10)
 
     with pytest.raises(PermanentGatewayError) as caught:
-        server.gateway.post_credit(login, Decimal("-1"), comment="x" * 33)
+        server.gateway.post_credit(login, Decimal("-1"), comment="x" * (COMMENT_MAX_LENGTH + 1))
 
     assert caught.value.code == "invalid_comment"
     assert _account(server, login).credit == Decimal("10.00")
@@ -329,7 +351,7 @@ def test_create_account_picks_a_new_login_with_an_empty_balance(server):
         group="demo\\standard",
         country="Germany",
         leverage=200,
-        password="Start1234",
+        password="Start#1234",
         lead_source="IB-BETA",
     )
 
@@ -344,7 +366,7 @@ def test_create_account_picks_a_new_login_with_an_empty_balance(server):
     assert account.enabled is True
     assert _account(server, account.login) == account
     assert account.login in server.gateway.list_logins()
-    assert server.password_matches(account.login, "Start1234")
+    assert server.password_matches(account.login, "Start#1234")
 
 
 def test_a_password_shorter_than_eight_characters_is_refused(server):
@@ -358,13 +380,13 @@ def test_a_password_shorter_than_eight_characters_is_refused(server):
 
 def test_change_password_replaces_the_password(server):
     account = server.gateway.create_account(
-        name="X", group="demo\\standard", country="Germany", leverage=100, password="First1234"
+        name="X", group="demo\\standard", country="Germany", leverage=100, password="First#1234"
     )
 
     server.gateway.change_password(account.login, "Second1234")
 
     assert server.password_matches(account.login, "Second1234")
-    assert not server.password_matches(account.login, "First1234")
+    assert not server.password_matches(account.login, "First#1234")
 
 
 def test_set_enabled_disables_and_enables_the_account(server):
