@@ -125,18 +125,33 @@ def quota_holds_purge(*, before: datetime) -> int:
 def quota_limits_many(*, user_ids, now: datetime | None = None) -> dict[int, dict[str, int]]:
     """{user_id: {quota: limit}} for many users in one query (free quotas for those without a
     subscription in force): what bulk jobs such as a signal's fan-out read per batch."""
+    return plans_many(user_ids=user_ids, now=now)[0]
+
+
+def plans_many(
+    *, user_ids, now: datetime | None = None
+) -> tuple[dict[int, dict[str, int]], set[int]]:
+    """({user_id: {quota: limit}}, {user_id whose active subscription is past its end}) for
+    many users in one query. A lapsed plan (the expiry sweep has not ended it yet) no longer
+    applies: its user gets the free quotas here and is named in the second part, so that a
+    bulk job does not go on with what was started under it."""
     now = now or timezone.now()
     user_ids = list(user_ids)
     limits = {user_id: dict(FREE_QUOTAS) for user_id in user_ids}
-    current = (
+    lapsed: set[int] = set()
+    active = (
         Subscription.objects.select_related("plan")
-        .filter(user_id__in=user_ids, is_active=True, starts_at__lte=now, plan__is_active=True)
-        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
+        .filter(user_id__in=user_ids, is_active=True)
         .order_by("user_id", "-starts_at", "-id")
     )
     seen = set()
-    for subscription in current:
+    for subscription in active:
+        if subscription.ends_at is not None and subscription.ends_at <= now:
+            lapsed.add(subscription.user_id)
+            continue
+        if subscription.starts_at > now or not subscription.plan.is_active:
+            continue
         if subscription.user_id not in seen:  # the latest one, as subscription_current's first()
             seen.add(subscription.user_id)
             limits[subscription.user_id] = subscription.plan.quotas()
-    return limits
+    return limits, lapsed

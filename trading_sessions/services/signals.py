@@ -26,8 +26,7 @@ from django.utils import timezone
 from accounts.errors import ApplicationError
 from accounts.locks import AdvisoryLock, advisory_xact_lock_many
 from licensing.models import Quota
-from licensing.services import subscriptions_lapsed
-from licensing.services.quotas import quota_limits_many
+from licensing.services.quotas import plans_many
 
 from ..engine import GaleSettings, next_stake
 from ..errors import UnknownChannelError
@@ -252,28 +251,26 @@ def _fan_out_batch(*, signal: Signal, batch: list[tuple[int, int]], cursor: int)
         advisory_xact_lock_many(AdvisoryLock.LICENSING_QUOTA, user_ids)
         # The batch is the key range (lo, cursor]: ranges, not 1,000-long IN lists, in SQL.
         # Read after the owners' locks: a deactivation or a plan's end that holds one has
-        # committed by now, and its stopped sessions (or inactive owner) are not claimed.
+        # committed by now, and its stopped sessions are not claimed. (An inactive owner was
+        # left out of the listing, so their sessions fail the `user_ids` test below; no join
+        # to the users here, it doubled this query's time.)
         in_range = TradingSession.objects.filter(
-            pk__gt=max(done_up_to, batch[0][0] - 1),
-            pk__lte=cursor,
-            is_active=True,
-            user__is_active=True,
+            pk__gt=max(done_up_to, batch[0][0] - 1), pk__lte=cursor, is_active=True
         ).filter(
             user_id__in=ChannelSubscription.objects.filter(channel_id=signal.channel_id).values(
                 "user_id"
             )
         )
-        # Only the session rows: the owners' rows are joined (is_active), never locked, or a
-        # deactivation updating one would deadlock with this batch over its quota lock.
         sessions = [
             claimed
             for claimed in (
                 _Claimed(*row)
-                for row in in_range.select_for_update(of=("self",))
+                for row in in_range.select_for_update()
                 .order_by("pk")
                 .values_list(*(f.name for f in fields(_Claimed)))
             )
-            if claimed.user_id in user_ids  # started since the listing: its owner is unlocked
+            # Started since the listing (its owner is unlocked), or its owner is inactive.
+            if claimed.user_id in user_ids
         ]
         owners = in_range.values("user_id")
         usage = Trade.objects.filter(user_id__in=owners).filter(
@@ -302,8 +299,7 @@ def _fan_out_batch(*, signal: Signal, batch: list[tuple[int, int]], cursor: int)
             .annotate(total=Sum("amount"))
             .values_list("session_id", "total")
         )
-        limits = quota_limits_many(user_ids=user_ids, now=now)
-        lapsed = subscriptions_lapsed(user_ids=user_ids, now=now)
+        limits, lapsed = plans_many(user_ids=user_ids, now=now)
         for session in sessions:
             if session.user_id in lapsed:
                 reason, stake = SignalSkip.Reason.PLAN_ENDED, None
