@@ -18,7 +18,8 @@ CAMPAIGN_OBJECT_TYPE = "campaigns.campaign"
 # An account the monitor does not watch (yet: discovery registers new logins every minute).
 UNMONITORED = {"status": "unmonitored", "consecutive_errors": 0, "last_polled_at": None}
 
-OP_ID_LENGTH = len(CreditIntent.new_op_id())
+# Op ids made today, and the 32-hex ones made before MT5's 31-character comment was honoured.
+OP_ID_LENGTHS = frozenset({len(CreditIntent.new_op_id()), 32})
 
 # One gateway call per this many logins when listing the whole server.
 _ACCOUNTS_BATCH = 500
@@ -105,7 +106,7 @@ def mt5_metadata() -> dict[str, list]:
 
 def operation_comments(*, comments: Iterable[str]) -> set[str]:
     """Which of these MT5 deal comments are op ids of the engine's own writes (one query)."""
-    wanted = [comment for comment in comments if len(comment) == OP_ID_LENGTH]
+    wanted = [comment for comment in comments if len(comment) in OP_ID_LENGTHS]
     if not wanted:
         return set()
     return set(CreditIntent.objects.filter(op_id__in=wanted).values_list("op_id", flat=True))

@@ -14,9 +14,10 @@ from django.db import models
 from gateways.errors import PermanentGatewayError
 
 CENT = Decimal("0.01")
-# MT5 stores a deal comment in 32 characters; a longer one would come back cut, and the
-# unknown-outcome check (find the deal by its comment) would never find it.
-COMMENT_MAX_LENGTH = 32
+# MT5 stores a deal comment in 32 characters including the terminator: 31 usable. A longer
+# one is cut, not refused, and the unknown-outcome check (find the deal by its comment) would
+# never find it.
+COMMENT_MAX_LENGTH = 31
 
 
 def to_money(value: Decimal | int | str) -> Decimal:
