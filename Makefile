@@ -24,13 +24,14 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-## run: set up and run web (gunicorn, 2 workers x 4 threads), worker and beat on the embedded
+## run: set up and run web (gunicorn, 2 workers x 4 threads), worker, the monitor's worker
+## (its own queue) and beat on the embedded
 ## defaults (Ctrl-C stops all); static files are served by the app (WhiteNoise)
 run: install
 	$(BIN)/python manage.py bootstrap
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo "Brokerdesk on http://127.0.0.1:$(PORT)/admin/  (API docs: /api/docs/)"
-	WEB_PORT=$(PORT) $(BIN)/honcho --procfile Procfile.dev start
+	WEB_PORT=$(PORT) MONITOR_QUEUE=$${MONITOR_QUEUE-monitor} $(BIN)/honcho --procfile Procfile.dev start
 
 ## test: set up and run the tests (PostgreSQL and Redis when DATABASE_URL and REDIS_URL are set)
 test: install-dev

@@ -149,7 +149,7 @@ def check_make_run(tmp_path: Path, **env: str) -> None:
     finally:
         run.stop()
     output = run.output()
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "monitor", "beat"):
         assert re.search(rf"^\S* ?{name}\.1 +\| ", output, re.MULTILINE), f"{name} never ran"
     assert "Traceback" not in output, output[output.index("Traceback") - 2000 :][:6000]
 

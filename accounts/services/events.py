@@ -79,8 +79,11 @@ def _handle(event: AccountEvent) -> bool:
     try:
         account_event_recorded.send(sender=AccountEvent, event=event)
     except Exception as exc:
+        # The first retries come at the short base (a transient MT5 fault usually clears within
+        # a second or two, and a deposit should be a bonus within 10 s); only then doubling.
+        doublings = max(0, event.attempts - 1 - settings.MONITOR_EVENT_RETRY_FLAT_ATTEMPTS)
         delay = min(
-            settings.MONITOR_EVENT_RETRY_SECONDS * 2 ** (event.attempts - 1),
+            settings.MONITOR_EVENT_RETRY_SECONDS * 2**doublings,
             settings.MONITOR_EVENT_RETRY_MAX_SECONDS,
         )
         delay *= random.uniform(0.8, 1.2)
