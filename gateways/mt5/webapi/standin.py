@@ -122,6 +122,7 @@ class MT5WebAPIStandIn:
         shown = "localhost" if tls and bound_host in ("127.0.0.1", "::1") else bound_host
         self.url = f"{scheme}://{shown}:{bound_port}"
         self._threads: list[threading.Thread] = []
+        self._serving = False
         self._open: set = set()  # the handlers of open connections, closed by stop()
         self._open_lock = threading.Lock()
         self._dealer = threading.Thread(target=self._dealer_loop, name="standin-dealer")
@@ -131,16 +132,19 @@ class MT5WebAPIStandIn:
     # --- Lifecycle ---------------------------------------------------------------------------
 
     def serve_forever(self) -> None:
+        self._serving = True
         self.httpd.serve_forever(poll_interval=0.05)
 
     def start(self) -> "MT5WebAPIStandIn":
+        self._serving = True
         thread = threading.Thread(target=self.serve_forever, name="standin-http", daemon=True)
         thread.start()
         self._threads.append(thread)
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
+        if self._serving:  # shutdown() waits for a serve_forever() that must have started
+            self.httpd.shutdown()
         self.httpd.server_close()
         with self._open_lock:
             handlers = list(self._open)
@@ -278,6 +282,9 @@ class _Handler(BaseHTTPRequestHandler):
     standin: MT5WebAPIStandIn
 
     def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(self.timeout)
+            self.request.do_handshake()  # here, on the connection's thread, not in accept()
         super().setup()
         self.session = _Session()
         with self.standin._open_lock:
@@ -408,7 +415,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, {"retcode": retcode(0), **stringify(fields)})
 
     def _reply(self, status: int, payload, *, allow: str = "") -> None:
-        data = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode()
+        data = (
+            b""
+            if payload is None
+            else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        )
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
