@@ -523,3 +523,20 @@ def test_close_positions_goes_through_dealer_requests_and_their_results(standin,
     ]
     assert gateway.get_positions([login]) == []
     assert gateway.client.stats.by_path["/api/dealer/send_request"] == 2
+
+
+def test_a_balance_answer_later_than_the_timeout_is_unknown_and_found_once(standin, market):
+    url, _server = standin
+    login = market.add_account(balance=100)
+    client = WebApiClient(url=url, login=MANAGER_LOGIN, password=MANAGER_PASSWORD, timeout=0.5)
+    gateway = WebApiMT5Gateway(client=client)
+    gateway.ping()
+    knobs = SimulatorKnobs.objects.create(server="mt5_webapi", latency_ms=1500)
+
+    with pytest.raises(UnknownOutcomeError):
+        gateway.post_balance(login, Decimal("-30"), comment="op-slow")
+
+    knobs.delete()
+    assert gateway.find_deal_by_comment(login, "op-slow").profit == Decimal("-30.00")
+    assert SimulatedMT5Deal.objects.filter(comment="op-slow").count() == 1
+    assert gateway.get_states([login])[login].balance == Decimal("70.00")

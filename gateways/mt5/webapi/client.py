@@ -220,8 +220,9 @@ def _is_loopback(host: str) -> bool:
 class _Dropped(Exception):
     """The connection broke: `sent` says whether the request may have reached the server."""
 
-    def __init__(self, reason: str, *, sent: bool):
+    def __init__(self, reason: str, *, sent: bool, timed_out: bool = False):
         self.sent = sent
+        self.timed_out = timed_out
         super().__init__(reason)
 
 
@@ -330,6 +331,9 @@ class WebApiClient:
                         raise UnknownOutcomeError(
                             f"{path}: no answer ({exc})", gateway=GATEWAY
                         ) from None
+                    raise TransientGatewayError(f"{path}: {exc}", gateway=GATEWAY) from None
+                if exc.timed_out:
+                    # A slow server is not helped by the same question again at once.
                     raise TransientGatewayError(f"{path}: {exc}", gateway=GATEWAY) from None
                 answer = self._resend(path, params, body)
         return self._checked(answer, path=path, no_money=no_money, write=not resend_safe)
@@ -505,7 +509,9 @@ class WebApiClient:
             response = self._conn.getresponse()
             data = response.read()
         except TimeoutError as exc:
-            raise _Dropped(f"timeout after {self.timeout:g} s ({exc})", sent=True) from None
+            raise _Dropped(
+                f"timeout after {self.timeout:g} s ({exc})", sent=True, timed_out=True
+            ) from None
         except (OSError, http.client.HTTPException) as exc:
             # A keep-alive connection the server closed fails on send or on the first read;
             # only a failure before the request left counts as "not sent".
