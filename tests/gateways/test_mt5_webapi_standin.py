@@ -28,6 +28,7 @@ from gateways.models import (
 from gateways.mt5.simulated import SimulatedMT5Gateway
 from gateways.mt5.webapi.handshake import pw_hash, rand_answer
 from gateways.mt5.webapi.standin import MT5WebAPIStandIn
+from tests.concurrency import run_at_once
 from tests.gateways.mt5_webapi_standin import MANAGER_LOGIN, MANAGER_PASSWORD, running_standin
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -774,3 +775,44 @@ def test_the_command_prints_where_it_serves(monkeypatch):
 
     assert "MT5 Web API stand-in on http://127.0.0.1:" in out.getvalue()
     assert "UTC+10800 s" in out.getvalue()
+
+
+# --- Races (PostgreSQL) ---------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_ten_sessions_withdrawing_at_once_never_take_the_balance_below_zero(standin):
+    login = SIM.add_account(balance="100")
+    sessions = [Connection(standin[0]) for _ in range(10)]
+    for session in sessions:
+        session.login()
+
+    results, errors = run_at_once(
+        lambda n: sessions[n].call(
+            "/api/trade/balance", login=login, type="2", balance="-30", comment=f"w{n}"
+        )[1]["retcode"],
+        10,
+    )
+
+    assert errors == []
+    assert sorted(results) == ["0 Done"] * 3 + ["10019 Not enough money"] * 7
+    assert balance_of(login)[0] == Decimal("10")
+    assert SimulatedMT5Deal.objects.filter(account_id=login, profit=-30).count() == 3
+
+
+@pytest.mark.postgres
+def test_ten_sessions_adding_users_at_once_get_ten_different_logins(standin):
+    sessions = [Connection(standin[0]) for _ in range(10)]
+    for session in sessions:
+        session.login()
+
+    results, errors = run_at_once(
+        lambda n: sessions[n].ok(
+            "/api/user/add", demo_user(), group="demo\\standard", name=f"User{n}", leverage="100"
+        )["login"],
+        10,
+    )
+
+    assert errors == []
+    assert len(set(results)) == 10
+    assert SimulatedMT5Account.objects.filter(group="demo\\standard").count() == 10

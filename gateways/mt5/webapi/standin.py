@@ -32,7 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections
+from django.db import connection as db_connection
 
 from gateways.simulation import load_knobs
 
@@ -246,7 +247,7 @@ class MT5WebAPIStandIn:
         while True:
             item = self._dealer_queue.get()
             if item is None:
-                connection.close()
+                db_connection.close()
                 return
             session, request_id, request = item
             try:
@@ -303,7 +304,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.standin._open.discard(self)
             with self.session.lock:
                 self.session.results.clear()  # subscriptions die with the connection
-            connection.close()
+            db_connection.close()
 
     def log_message(self, format, *args):
         logger.debug("%s %s", self.address_string(), format % args)

@@ -24,6 +24,7 @@ from gateways.mt5.types import DealAction
 from .standin_wire import (
     CURRENCY_DIGITS,
     RetcodeError,
+    Rows,
     account_json,
     as_decimal,
     as_int,
@@ -116,9 +117,32 @@ def _group_exists(standin, name: str) -> bool:
     return name.lower() in {group.lower() for group in known_groups(standin)}
 
 
+def _login_filter(logins: list[int], column: str = "login") -> tuple[dict, set[int] | None]:
+    """A filter for a login list, and the set the rows must then be cut to (or None).
+
+    A batch is usually neighbouring logins: a range costs far less to send and plan than a
+    1,000-value IN list (Django alone spends ~0.2 s compiling one), strangers are dropped in
+    Python. A sparse list still gets its IN.
+    """
+    wanted = set(logins)
+    if not wanted:
+        return {f"{column}__in": []}, None
+    low, high = min(wanted), max(wanted)
+    if high - low < 4 * len(wanted) + 64:
+        return {f"{column}__gte": low, f"{column}__lte": high}, wanted
+    return {f"{column}__in": sorted(wanted)}, None
+
+
+def _keep(rows, wanted: set[int] | None, column: str = "login"):
+    if wanted is None:
+        return list(rows)
+    return [row for row in rows if getattr(row, column) in wanted]
+
+
 def _logins_of(call: Call, kind: str, value: Any):
     if kind == "login":
-        return SimulatedMT5Account.objects.filter(login__in=as_logins(value))
+        where, _ = _login_filter(as_logins(value))
+        return SimulatedMT5Account.objects.filter(**where)
     matches = mask_matcher(as_list(value))
     groups = [group for group in known_groups(call.standin) if matches(group)]
     return SimulatedMT5Account.objects.filter(group__in=groups)
@@ -146,8 +170,9 @@ def user_get(call: Call) -> dict:
 
 def user_get_batch(call: Call) -> dict:
     kind, value = _one_list(call, "login", "group")
-    rows = _logins_of(call, kind, value).order_by("login")
-    return {"answer": [user_json(row, offset=call.offset) for row in rows]}
+    wanted = set(as_logins(value)) if kind == "login" else None
+    rows = _keep(_logins_of(call, kind, value).order_by("login"), wanted)
+    return {"answer": Rows(user_json(row, offset=call.offset) for row in rows)}
 
 
 def user_logins(call: Call) -> dict:
@@ -164,22 +189,24 @@ def user_group(call: Call) -> dict:
     return {"answer": {"Group": row.group}}
 
 
-def _states(accounts) -> list[dict]:
-    rows = list(accounts.order_by("login").values_list("login", "balance", "credit", "leverage"))
+def _states(accounts, wanted: set[int] | None = None) -> list[dict]:
+    rows = accounts.order_by("login").values_list("login", "balance", "credit", "leverage")
+    rows = [row for row in rows if wanted is None or row[0] in wanted]
     if not rows:
         return []
-    logins = [row[0] for row in rows]
+    where, _ = _login_filter([row[0] for row in rows], "account_id")
     floating = dict(
-        SimulatedMT5Position.objects.filter(account_id__in=logins)
+        SimulatedMT5Position.objects.filter(**where)
         .values("account_id")
         .annotate(total=Sum("profit"))
         .values_list("account_id", "total")
         .order_by()
     )
-    return [
-        account_json(login, balance, credit, floating.get(login, Decimal(0)), leverage)
+    zero = Decimal(0)
+    return Rows(
+        account_json(login, balance, credit, floating.get(login, zero), leverage)
         for login, balance, credit, leverage in rows
-    ]
+    )
 
 
 def account_get(call: Call) -> dict:
@@ -192,7 +219,8 @@ def account_get(call: Call) -> dict:
 
 def account_get_batch(call: Call) -> dict:
     kind, value = _one_list(call, "login", "group")
-    return {"answer": _states(_logins_of(call, kind, value))}
+    wanted = set(as_logins(value)) if kind == "login" else None
+    return {"answer": _states(_logins_of(call, kind, value), wanted)}
 
 
 def _strong_password(password: str) -> bool:
@@ -381,11 +409,12 @@ def _check_withdrawal(login: int, row: dict, column: str, amount: Decimal, *, ch
 # --- Deals ---------------------------------------------------------------------------------------
 
 
-def _deals_json(call: Call, rows) -> list[dict]:
+def _deals_json(call: Call, rows, wanted: set[int] | None = None) -> list[dict]:
     symbols = as_list(call.get("symbol"))
     if symbols:
         rows = rows.filter(symbol__in=symbols)
-    return [deal_json(row, offset=call.offset) for row in rows.order_by("ticket")]
+    rows = _keep(rows.order_by("ticket"), wanted, "account_id")
+    return Rows(deal_json(row, offset=call.offset) for row in rows)
 
 
 def deal_get(call: Call) -> dict:
@@ -426,16 +455,24 @@ def deal_get_batch(call: Call) -> dict:
         tickets = [as_int(item, name="ticket") for item in as_list(value)]
         return {"answer": _deals_json(call, SimulatedMT5Deal.objects.filter(pk__in=tickets))}
     start, end = _window(call)
-    logins = _logins_of(call, kind, value).values("login")
-    rows = SimulatedMT5Deal.objects.filter(account_id__in=logins, time__gte=start, time__lte=end)
-    return {"answer": _deals_json(call, rows)}
+    rows = SimulatedMT5Deal.objects.filter(time__gte=start, time__lte=end)
+    if kind == "login":
+        where, wanted = _login_filter(as_logins(value), "account_id")
+        rows = rows.filter(**where)
+    else:
+        rows, wanted = (
+            rows.filter(account_id__in=_logins_of(call, kind, value).values("login")),
+            None,
+        )
+    return {"answer": _deals_json(call, rows, wanted)}
 
 
 # --- Positions -----------------------------------------------------------------------------------
 
 
-def _positions_json(call: Call, rows) -> list[dict]:
-    return [position_json(row, offset=call.offset) for row in rows.order_by("ticket")]
+def _positions_json(call: Call, rows, wanted: set[int] | None = None) -> list[dict]:
+    rows = _keep(rows.order_by("ticket"), wanted, "account_id")
+    return Rows(position_json(row, offset=call.offset) for row in rows)
 
 
 def position_get(call: Call) -> dict:
@@ -465,14 +502,18 @@ def position_get_batch(call: Call) -> dict:
     if kind == "ticket":
         tickets = [as_int(item, name="ticket") for item in as_list(value)]
         rows = SimulatedMT5Position.objects.filter(pk__in=tickets)
-    else:
+    wanted = None
+    if kind == "login":
+        where, wanted = _login_filter(as_logins(value), "account_id")
+        rows = SimulatedMT5Position.objects.filter(**where)
+    elif kind == "group":
         rows = SimulatedMT5Position.objects.filter(
             account_id__in=_logins_of(call, kind, value).values("login")
         )
     symbols = as_list(call.get("symbol"))
     if symbols:
         rows = rows.filter(symbol__in=symbols)
-    return {"answer": _positions_json(call, rows)}
+    return {"answer": _positions_json(call, rows, wanted)}
 
 
 def position_delete(call: Call) -> dict:

@@ -53,6 +53,11 @@ RIGHTS_ENABLED = 2531
 VOLUME_UNITS = Decimal(10000)
 VOLUME_EXT_UNITS = Decimal(100_000_000)
 PRICE_DIGITS = 5
+# A User's ApiData always has 16 cells; the simulated server keeps none, so all are empty.
+API_DATA = [
+    {"AppID": "0", "ID": "0", "ValueInt": "0", "ValueUInt": "0", "ValueDouble": "0"}
+    for _ in range(16)
+]
 CURRENCY_DIGITS = 2
 
 
@@ -159,11 +164,22 @@ def _glob(mask: str, name: str) -> bool:
 # --- Shapes out --------------------------------------------------------------------------------
 
 
+class Rows(list):
+    """A list of rows the shape builders below made: already all strings, sent as is."""
+
+
 def stringify(value: Any) -> Any:
     """Every scalar as a string, recursively; money and prices keep their digits."""
+    kind = type(value)
+    if kind is str or kind is Rows:
+        return value
+    if kind is dict:
+        return {str(key): stringify(item) for key, item in value.items()}
+    if kind is list:
+        return [stringify(item) for item in value]
     if isinstance(value, Mapping):
         return {str(key): stringify(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, tuple):
         return [stringify(item) for item in value]
     if value is None:
         return ""
@@ -172,8 +188,13 @@ def stringify(value: Any) -> Any:
     return str(value)
 
 
+_CENT = Decimal("0.01")
+
+
 def money(value: Decimal | int) -> str:
-    return f"{Decimal(value):.{CURRENCY_DIGITS}f}"
+    if type(value) is not Decimal:
+        value = Decimal(value)
+    return str(value.quantize(_CENT))
 
 
 def price(value: Decimal | int) -> str:
@@ -244,10 +265,7 @@ def user_json(row, *, offset: int) -> dict[str, str]:
         "EquityPrevMonth": money(row.balance + row.credit),
         "MQID": "0",
         "TradeAccounts": "",
-        "ApiData": [
-            {"AppID": "0", "ID": "0", "ValueInt": "0", "ValueUInt": "0", "ValueDouble": "0"}
-            for _ in range(16)
-        ],
+        "ApiData": API_DATA,
         "LeadSource": row.lead_source,
         "LeadCampaign": "",
         "LimitOrders": "0",
