@@ -98,9 +98,8 @@ class MT5WebAPIStandIn:
         self.manager_login = str(login or "").strip()
         self.manager_password = password or ""
         self._hash = pw_hash(self.manager_password)
-        if time_offset_seconds is None:
-            time_offset_seconds = getattr(settings, "MT5_WEBAPI_STANDIN_TIME_OFFSET_SECONDS", 0)
         self.time_offset_seconds = int(time_offset_seconds or 0)
+        # The demo pool's group exists on a fresh demo server before any account is in it.
         demo_group = getattr(settings, "MT5_DEMO_GROUP", "")
         self.groups = tuple(groups) + ((demo_group,) if demo_group else ())
         self.server_name = server_name or getattr(settings, "MT5_SERVER", "Brokerdesk-Sim")
