@@ -540,3 +540,23 @@ def test_a_balance_answer_later_than_the_timeout_is_unknown_and_found_once(stand
     assert gateway.find_deal_by_comment(login, "op-slow").profit == Decimal("-30.00")
     assert SimulatedMT5Deal.objects.filter(comment="op-slow").count() == 1
     assert gateway.get_states([login])[login].balance == Decimal("70.00")
+
+
+def test_an_answer_with_a_value_that_is_no_number_is_a_bad_response_not_a_crash():
+    client = RecordingClient(
+        {
+            "/api/user/account/get_batch": {
+                "retcode": "0 Done",
+                "answer": [_account_state(101, "lots", "0.00", "10.00", 100)],
+            },
+            "/api/trade/balance": {"retcode": "0 Done", "answer": {"Ticket": "12x"}},
+        }
+    )
+    gateway = WebApiMT5Gateway(client=client)
+
+    with pytest.raises(PermanentGatewayError) as read:
+        gateway.get_states([101])
+    with pytest.raises(UnknownOutcomeError) as write:
+        gateway.post_balance(101, Decimal("5"), comment="op-bad")
+
+    assert (read.value.code, write.value.code) == ("bad_response", "bad_response")

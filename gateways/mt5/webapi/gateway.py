@@ -33,6 +33,7 @@ connect (`/api/time/server` against UTC, to 15 minutes) or taken from
 """
 
 import fnmatch
+import functools
 import secrets
 import threading
 import time
@@ -46,6 +47,7 @@ from django.conf import settings
 from gateways.errors import PermanentGatewayError, TransientGatewayError, UnknownOutcomeError
 
 from ..types import (
+    CENT,
     AccountState,
     DealAction,
     DealEntry,
@@ -132,6 +134,28 @@ def mask_matches(masks: str, group: str) -> bool:
         elif fnmatch.fnmatchcase(group.lower(), mask.lower()):
             included = True
     return included
+
+
+def _parsed(*, write: bool):
+    """A malformed answer (a value that is no number, a missing field) is a typed error: for
+    a read, permanent `bad_response`; after a write, an unknown outcome (it may be done)."""
+
+    def wrap(method):
+        @functools.wraps(method)
+        def call(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except (KeyError, IndexError, TypeError, ValueError, ArithmeticError) as exc:
+                error = UnknownOutcomeError if write else PermanentGatewayError
+                raise error(
+                    f"malformed answer from the MT5 Web API ({exc})",
+                    gateway=GATEWAY,
+                    code="bad_response",
+                ) from exc
+
+        return call
+
+    return wrap
 
 
 def _strong_password() -> str:
@@ -221,6 +245,7 @@ class WebApiMT5Gateway:
         """Return if the session answers `/api/test/access`."""
         self.client.ping()
 
+    @_parsed(write=False)
     def get_states(self, logins: Iterable[int]) -> dict[int, AccountState]:
         """Balance, credit, equity, leverage of `logins`: one call per batch, two when some
         accounts are idle (no trade state on the server since its restart)."""
@@ -229,15 +254,9 @@ class WebApiMT5Gateway:
         for batch in _chunks(wanted, self.batch_size):
             answer = self.client.call("/api/user/account/get_batch", {"login": batch})
             for item in _answer_list(answer):
-                login = parse_int(item.get("Login"))
-                leverage = parse_int(item.get("MarginLeverage"))
-                if login and leverage:
-                    states[login] = AccountState(
-                        parse_money(item.get("Balance")),
-                        parse_money(item.get("Credit")),
-                        parse_money(item.get("Equity")),
-                        leverage,
-                    )
+                login, state = _state(item)
+                if state is not None:
+                    states[login] = state
             missing = [login for login in batch if login not in states]
             if missing:
                 for user in self._users(missing):
@@ -250,6 +269,7 @@ class WebApiMT5Gateway:
                     )
         return {login: states[login] for login in wanted if login in states}
 
+    @_parsed(write=False)
     def get_accounts(self, logins: Iterable[int]) -> dict[int, MT5Account]:
         """The accounts of `logins`; unknown logins are absent."""
         wanted = sorted({int(login) for login in logins})
@@ -270,12 +290,14 @@ class WebApiMT5Gateway:
                 accounts[account.login] = account
         return accounts
 
+    @_parsed(write=False)
     def list_logins(self) -> list[int]:
         """Every login in the groups of MT5_WEBAPI_GROUP_MASK, ascending."""
         answer = self.client.call("/api/user/logins", {"group": self.group_mask})
         body = answer.get("answer") or []
         return sorted({parse_int(item) for item in body if parse_int(item)})
 
+    @_parsed(write=False)
     def list_groups(self) -> list[str]:
         """The groups the manager sees that match the mask, sorted."""
         total_answer = _answer_object(self.client.call("/api/group/total"))
@@ -293,6 +315,7 @@ class WebApiMT5Gateway:
                         self._currencies[name] = str(group["Currency"])
         return sorted(name for name in names if mask_matches(self.group_mask, name))
 
+    @_parsed(write=False)
     def list_countries(self) -> list[str]:
         """The countries of the accounts in the mask's groups, sorted."""
         countries: set[str] = set()
@@ -301,6 +324,7 @@ class WebApiMT5Gateway:
         countries.discard("")
         return sorted(countries)
 
+    @_parsed(write=False)
     def get_deals(
         self, *, cursors: Mapping[int, int], since: datetime | None = None
     ) -> list[MT5Deal]:
@@ -335,6 +359,7 @@ class WebApiMT5Gateway:
         ]
         return sorted(deals, key=lambda deal: deal.ticket)
 
+    @_parsed(write=False)
     def get_positions(self, logins: Iterable[int]) -> list[MT5Position]:
         """The open positions of `logins`, by ticket."""
         return sorted(
@@ -342,6 +367,7 @@ class WebApiMT5Gateway:
             key=lambda position: position.ticket,
         )
 
+    @_parsed(write=True)
     def close_positions(self, login: int, *, comment: str) -> list[int]:
         """Close every open position of `login` by dealer requests; the closing deals' tickets."""
         check_comment(comment)
@@ -376,14 +402,17 @@ class WebApiMT5Gateway:
             ids.append(request_id)
         return self._await_results(ids)
 
+    @_parsed(write=True)
     def post_balance(self, login: int, amount: Decimal, *, comment: str) -> int:
         """Deposit or withdraw (trade/balance type 2); a withdrawal checks the free margin."""
         return self._trade_balance(login, amount, comment=comment, kind=DEAL_BALANCE)
 
+    @_parsed(write=True)
     def post_credit(self, login: int, amount: Decimal, *, comment: str) -> int:
         """Add or remove credit (trade/balance type 3)."""
         return self._trade_balance(login, amount, comment=comment, kind=DEAL_CREDIT)
 
+    @_parsed(write=True)
     def set_leverage(self, login: int, leverage: int) -> None:
         """Set 1:`leverage` (user/update); MT5 allows 1..500."""
         leverage = int(leverage)
@@ -400,6 +429,7 @@ class WebApiMT5Gateway:
                 code="invalid_leverage",
             )
 
+    @_parsed(write=True)
     def create_account(
         self,
         *,
@@ -446,6 +476,7 @@ class WebApiMT5Gateway:
         user.setdefault("Leverage", str(int(leverage)))
         return self._account(user, equity={}, offset=self._offset())
 
+    @_parsed(write=True)
     def change_password(self, login: int, password: str) -> None:
         """Replace the main password (user/change_password, password in the body)."""
         if len(password) < MIN_PASSWORD_LENGTH:
@@ -459,6 +490,7 @@ class WebApiMT5Gateway:
             body={"Login": str(int(login)), "Type": "main", "Password": password},
         )
 
+    @_parsed(write=True)
     def set_enabled(self, login: int, enabled: bool) -> None:
         """Set or clear USER_RIGHT_ENABLED in the account's Rights."""
         user = self._require_user(int(login))
@@ -466,6 +498,7 @@ class WebApiMT5Gateway:
         rights = rights | USER_RIGHT_ENABLED if enabled else rights & ~USER_RIGHT_ENABLED
         self._update(login, {"rights": rights}, {"Rights": str(rights)})
 
+    @_parsed(write=False)
     def find_deal_by_comment(self, login: int, comment: str) -> MT5Deal | None:
         """The latest deal of `login` carrying exactly `comment` in the last FIND_DEAL_WINDOW."""
         offset = self._offset()
@@ -663,6 +696,30 @@ class WebApiMT5Gateway:
             open_price=parse_decimal(item.get("PriceOpen")),
             profit=parse_money(item.get("Profit")),
         )
+
+
+def _state(item: Mapping[str, Any]) -> tuple[int, AccountState | None]:
+    """One Account as the monitor's four numbers; (login, None) without a usable leverage.
+
+    The per-second sweep parses 100,000 of these: the plain path first, the careful parsers
+    only for an odd value."""
+    try:
+        login, leverage = int(item["Login"]), int(item["MarginLeverage"])
+        balance = Decimal(item["Balance"]).quantize(CENT)
+        credit = Decimal(item["Credit"]).quantize(CENT)
+        equity = Decimal(item["Equity"]).quantize(CENT)
+        if not (balance.is_finite() and credit.is_finite() and equity.is_finite()):
+            raise ValueError("not a finite number")
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        login, leverage = parse_int(item.get("Login")), parse_int(item.get("MarginLeverage"))
+        if not (login and leverage):
+            return login, None
+        balance = parse_money(item.get("Balance"))
+        credit = parse_money(item.get("Credit"))
+        equity = parse_money(item.get("Equity"))
+    if not leverage:
+        return login, None
+    return login, AccountState(balance, credit, equity, leverage)
 
 
 def _final_result(events: list[Any]) -> tuple[int, int] | None:
