@@ -1,5 +1,6 @@
-"""One contract for the MT5 manager gateway, run against the simulated server and against the
-HTTP client talking to a stand-in bridge on a real socket.
+"""One contract for the MT5 manager gateway, run against the simulated server, the HTTP client
+talking to a stand-in bridge on a real socket, and the Web API client talking to the Web API
+stand-in over loopback HTTP.
 
 Each implementation comes with a small `server` object that plays the clients and the market
 (`add_account`, `open_position`, `close_position`, `password_matches`); the assertions only use
