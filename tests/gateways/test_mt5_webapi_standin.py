@@ -816,3 +816,27 @@ def test_ten_sessions_adding_users_at_once_get_ten_different_logins(standin):
     assert errors == []
     assert len(set(results)) == 10
     assert SimulatedMT5Account.objects.filter(group="demo\\standard").count() == 10
+
+
+def test_a_body_that_is_not_json_is_3_and_the_session_goes_on(manager):
+    manager.http.request(
+        "POST", "/api/user/update?login=1", body=b"{nope", headers={"Content-Type": "x"}
+    )
+    response = manager.http.getresponse()
+
+    assert (response.status, json.loads(response.read())) == (
+        200,
+        {"retcode": "3 Invalid parameters"},
+    )
+    assert manager.ok("/api/test/access")
+
+
+def test_a_client_failing_the_tls_handshake_does_not_stop_the_server():
+    with running_standin(tls=True, srv_rand=lambda: SRV_RAND) as (url, server):
+        parts = urlsplit(url)
+        plain = socket.create_connection((parts.hostname, parts.port), timeout=10)
+        plain.sendall(b"GET /api/test/access HTTP/1.1\r\n\r\n")  # HTTP on a TLS port
+        plain.recv(100)
+        plain.close()
+        connection = Connection(url, context=ssl.create_default_context(cafile=server.cafile))
+        connection.login()

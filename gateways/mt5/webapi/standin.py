@@ -113,7 +113,7 @@ class MT5WebAPIStandIn:
         self._dealer_queue: queue.Queue = queue.Queue()
         self._queued = 0
         self._queued_lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer((host, port), _handler_class(self))
+        self.httpd = _HTTPServer((host, port), _handler_class(self))
         self.httpd.daemon_threads = True
         if tls:
             self._wrap_tls(host)
@@ -267,6 +267,12 @@ class MT5WebAPIStandIn:
                     )
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        # A client that fails the TLS handshake or vanishes is its problem, not a traceback.
+        logger.debug("connection from %s failed", client_address, exc_info=True)
+
+
 def _handler_class(standin: MT5WebAPIStandIn):
     class Handler(_Handler):
         pass
@@ -324,6 +330,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._body()
         except ValueError as exc:
+            if "JSON" not in str(exc):  # the body was not read: the stream is out of step
+                self.close_connection = True
             self._reply(413 if "large" in str(exc) else 200, {"retcode": retcode(3)})
             return
         if not path.startswith("/api/"):
