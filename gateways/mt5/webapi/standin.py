@@ -39,7 +39,7 @@ from gateways.simulation import load_knobs
 
 from .handshake import pw_hash, rand_answer
 from .standin_api import ENDPOINTS, POST_ONLY, Call, dealer_check, execute_dealer_request
-from .standin_wire import RetcodeError, as_int, retcode, stringify, unescape
+from .standin_wire import RawRows, RetcodeError, as_int, retcode, stringify, unescape
 
 logger = logging.getLogger(__name__)
 
@@ -422,12 +422,21 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, fields: dict) -> None:
         self._reply(200, {"retcode": retcode(0), **stringify(fields)})
 
+    @staticmethod
+    def _encode(payload: dict) -> bytes:
+        if not any(type(value) is RawRows for value in payload.values()):
+            return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        parts = []
+        for key, value in payload.items():
+            if type(value) is RawRows:
+                text = "[" + ",".join(value) + "]"
+            else:
+                text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            parts.append(f"{json.dumps(key)}:{text}")
+        return ("{" + ",".join(parts) + "}").encode()
+
     def _reply(self, status: int, payload, *, allow: str = "") -> None:
-        data = (
-            b""
-            if payload is None
-            else json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        )
+        data = b"" if payload is None else self._encode(payload)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

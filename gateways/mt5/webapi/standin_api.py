@@ -23,9 +23,11 @@ from gateways.mt5.types import DealAction
 
 from .standin_wire import (
     CURRENCY_DIGITS,
+    RawRows,
     RetcodeError,
     Rows,
     account_json,
+    account_json_text,
     as_decimal,
     as_int,
     as_list,
@@ -189,7 +191,7 @@ def user_group(call: Call) -> dict:
     return {"answer": {"Group": row.group}}
 
 
-def _states(accounts, wanted: set[int] | None = None) -> list[dict]:
+def _states(accounts, wanted: set[int] | None = None, *, build=account_json) -> list:
     rows = accounts.order_by("login").values_list("login", "balance", "credit", "leverage")
     rows = [row for row in rows if wanted is None or row[0] in wanted]
     if not rows:
@@ -203,8 +205,9 @@ def _states(accounts, wanted: set[int] | None = None) -> list[dict]:
         .order_by()
     )
     zero = Decimal(0)
-    return Rows(
-        account_json(login, balance, credit, floating.get(login, zero), leverage)
+    rows_type = RawRows if build is account_json_text else Rows
+    return rows_type(
+        build(login, balance, credit, floating.get(login, zero), leverage)
         for login, balance, credit, leverage in rows
     )
 
@@ -220,7 +223,7 @@ def account_get(call: Call) -> dict:
 def account_get_batch(call: Call) -> dict:
     kind, value = _one_list(call, "login", "group")
     wanted = set(as_logins(value)) if kind == "login" else None
-    return {"answer": _states(_logins_of(call, kind, value), wanted)}
+    return {"answer": _states(_logins_of(call, kind, value), wanted, build=account_json_text)}
 
 
 def _strong_password(password: str) -> bool:
