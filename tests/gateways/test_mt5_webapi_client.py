@@ -10,8 +10,9 @@ from decimal import Decimal
 import pytest
 
 from gateways.errors import PermanentGatewayError, TransientGatewayError, UnknownOutcomeError
+from gateways.loading import reset_gateways
 from gateways.models import SimulatedMT5Account, SimulatedMT5Deal, SimulatorKnobs
-from gateways.mt5 import AccountState, DealAction, DealEntry
+from gateways.mt5 import AccountState, DealAction, DealEntry, get_mt5_gateway
 from gateways.mt5.simulated import SimulatedMT5Gateway
 from gateways.mt5.webapi.client import (
     WebApiClient,
@@ -560,3 +561,29 @@ def test_an_answer_with_a_value_that_is_no_number_is_a_bad_response_not_a_crash(
         gateway.post_balance(101, Decimal("5"), comment="op-bad")
 
     assert (read.value.code, write.value.code) == ("bad_response", "bad_response")
+
+
+def test_the_settings_select_the_web_api_gateway_its_group_mask_and_batch_size(
+    standin, market, settings
+):
+    url, _server = standin
+    real = [market.add_account(group="real\\standard") for _ in range(3)]
+    market.add_account(group="demo\\standard")
+    settings.MT5_GATEWAY = "gateways.mt5.webapi.gateway.WebApiMT5Gateway"
+    settings.MT5_WEBAPI_URL = url
+    settings.MT5_MANAGER_LOGIN = str(MANAGER_LOGIN)
+    settings.MT5_MANAGER_PASSWORD = MANAGER_PASSWORD
+    settings.MT5_WEBAPI_GROUP_MASK = "real\\*"
+    settings.MT5_WEBAPI_BATCH_SIZE = 2
+    reset_gateways()
+    try:
+        gateway = get_mt5_gateway()
+
+        assert isinstance(gateway, WebApiMT5Gateway)
+        assert gateway.list_logins() == sorted(real)
+        assert gateway.list_groups() == ["real\\standard"]
+        before = gateway.client.stats.by_path.get("/api/user/account/get_batch", 0)
+        assert len(gateway.get_states(real)) == 3
+        assert gateway.client.stats.by_path["/api/user/account/get_batch"] == before + 2
+    finally:
+        reset_gateways()
