@@ -16,21 +16,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-# Everything the product ships; tests and the benchmarks run with the development extras.
-SHIPPED = [
-    "config",
-    "core",
-    "gateways",
-    "accounts",
-    "delivery",
-    "campaigns",
-    "licensing",
-    "bonuses",
-    "demo_pool",
-    "trading_sessions",
-    "operations",
-]
-
 
 def main() -> int:
     if not os.environ.get("REDIS_URL"):
@@ -66,10 +51,16 @@ def main() -> int:
     # beat: the database scheduler class it is started with.
     importlib.import_module("django_celery_beat.schedulers").DatabaseScheduler  # noqa: B018
 
-    # Every shipped module, management commands and migrations included.
+    # Every shipped module, management commands and migrations included: the project's own
+    # installed apps (read from settings, not listed again here), core and config.
+    from django.apps import apps
+
+    shipped = ["config", "core"] + [
+        app.name for app in apps.get_app_configs() if Path(app.path).parent == ROOT
+    ]
     failed = []
     count = 0
-    for package in SHIPPED:
+    for package in shipped:
         module = importlib.import_module(package)
         for info in pkgutil.walk_packages(module.__path__, prefix=f"{package}."):
             if info.name.startswith("config.settings_"):
