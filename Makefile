@@ -24,14 +24,36 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# MT5=webapi: the MT5 server is MetaQuotes' Manager Web API, served by the stand-in (one more
+# process, on PORT+1, on the simulated server's state) and the product speaks it over HTTP.
+MT5 ?= simulated
+RUN_PROCESSES := web worker monitor beat
+ifeq ($(MT5),webapi)
+RUN_PROCESSES += mt5
+MT5_WEBAPI_PORT ?= $(shell echo $$(($(PORT) + 1)))
+MT5_MANAGER_LOGIN ?= 1000
+ifndef MT5_MANAGER_PASSWORD
+# Made anew at each run, shared by the stand-in and the product: never a password in the repo.
+MT5_MANAGER_PASSWORD := $(shell $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(12))")
+endif
+RUN_ENV := MT5_GATEWAY=gateways.mt5.webapi.gateway.WebApiMT5Gateway \
+	MT5_WEBAPI_URL=http://127.0.0.1:$(MT5_WEBAPI_PORT) MT5_WEBAPI_PORT=$(MT5_WEBAPI_PORT) \
+	MT5_MANAGER_LOGIN=$(MT5_MANAGER_LOGIN) MT5_MANAGER_PASSWORD=$(MT5_MANAGER_PASSWORD)
+else ifneq ($(MT5),simulated)
+$(error MT5 is "simulated" (the default) or "webapi", not "$(MT5)")
+endif
+
 ## run: set up and run web (gunicorn, 2 workers x 4 threads), worker, the monitor's worker
 ## (its own queue) and beat on the embedded
-## defaults (Ctrl-C stops all); static files are served by the app (WhiteNoise)
+## defaults (Ctrl-C stops all); static files are served by the app (WhiteNoise).
+## `make run MT5=webapi`: the same through the MT5 Manager Web API stand-in (docs/gateways.md)
 run: install
 	$(BIN)/python manage.py bootstrap
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo "Brokerdesk on http://127.0.0.1:$(PORT)/admin/  (API docs: /api/docs/)"
-	WEB_PORT=$(PORT) MONITOR_QUEUE=$${MONITOR_QUEUE-monitor} $(BIN)/honcho --procfile Procfile.dev start
+	@$(if $(RUN_ENV),echo "MT5 through the Manager Web API stand-in on http://127.0.0.1:$(MT5_WEBAPI_PORT) (manager $(MT5_MANAGER_LOGIN))")
+	@$(RUN_ENV) WEB_PORT=$(PORT) MONITOR_QUEUE=$${MONITOR_QUEUE-monitor} \
+		$(BIN)/honcho --procfile Procfile.dev start $(RUN_PROCESSES)
 
 ## test: set up and run the tests (PostgreSQL and Redis when DATABASE_URL and REDIS_URL are set)
 test: install-dev

@@ -116,10 +116,12 @@ def api_token(url: str) -> str:
     return answer.json()["access"]
 
 
-def check_make_run(tmp_path: Path, **env: str) -> None:
+def check_make_run(tmp_path: Path, *, processes=("web", "worker", "monitor", "beat"), **env):
     run = MakeRun(tmp_path, **env)
     try:
         run.wait_for_web()
+        if "mt5" in processes:
+            check_web_api_path(run, env)
 
         # The dashboard, read by the web process, shows the worker's sweeps.
         session = admin_session(run.url)
@@ -149,13 +151,60 @@ def check_make_run(tmp_path: Path, **env: str) -> None:
     finally:
         run.stop()
     output = run.output()
-    for name in ("web", "worker", "monitor", "beat"):
+    for name in processes:
         assert re.search(rf"^\S* ?{name}\.1 +\| ", output, re.MULTILINE), f"{name} never ran"
     assert "Traceback" not in output, output[output.index("Traceback") - 2000 :][:6000]
 
 
+def check_web_api_path(run: MakeRun, env: dict[str, str]) -> None:
+    """A deposit made on the stand-in through the Web API (as a second manager session)
+    reaches the product's monitor, which reads the server through the Web API too."""
+    from decimal import Decimal
+
+    from gateways.mt5.webapi.gateway import WebApiMT5Gateway
+
+    gateway = WebApiMT5Gateway(
+        url=f"http://127.0.0.1:{env['MT5_WEBAPI_PORT']}",
+        login=env["MT5_MANAGER_LOGIN"],
+        password=env["MT5_MANAGER_PASSWORD"],
+    )
+    headers = {"Authorization": f"Bearer {api_token(run.url)}"}
+    account = f"{run.url}/api/v1/monitoring/accounts/10002/"
+    deadline = time.monotonic() + SWEEP_SECONDS
+    while True:  # the monitor registers the stand-in's logins at its first sweeps
+        answer = requests.get(account, headers=headers, timeout=10)
+        if answer.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)  # polling the product for the monitor's first sweep
+    assert answer.status_code == 200, f"{answer.text}\n{run.output()[-4000:]}"
+    # The account came through the stand-in: the product's own session is in its journal.
+    assert re.search(r"^\S* ?mt5\.1 +\|.*manager \d+ authorized from", run.output(), re.M), (
+        run.output()[-4000:]
+    )
+    before = Decimal(answer.json()["balance"])
+    gateway.post_balance(10002, Decimal("250.00"), comment="make run check")
+    while Decimal(answer.json()["balance"]) != before + 250 and time.monotonic() < deadline:
+        time.sleep(0.5)  # polling the product for the sweep that sees the deposit
+        answer = requests.get(account, headers=headers, timeout=10)
+    assert Decimal(answer.json()["balance"]) == before + 250, run.output()[-4000:]
+
+
 def test_make_run_on_the_embedded_defaults_shows_sweeps_and_links_to_its_port(tmp_path):
     check_make_run(tmp_path)
+
+
+def test_make_run_with_the_mt5_web_api_stand_in_sees_a_deposit_made_through_it(tmp_path):
+    """`make run MT5=webapi`: one more process, the stand-in, and the product speaks the Web API
+    to it; the manager password is the run's own (here the test's, to act as a second
+    manager)."""
+    check_make_run(
+        tmp_path,
+        processes=("web", "worker", "monitor", "beat", "mt5"),
+        MT5="webapi",
+        MT5_WEBAPI_PORT=str(free_port()),
+        MT5_MANAGER_LOGIN="1000",
+        MT5_MANAGER_PASSWORD="make-run-" + os.urandom(6).hex(),
+    )
 
 
 @pytest.mark.postgres

@@ -372,9 +372,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/api/auth/answer":
             answered = standin.auth_answer(session, query)
+            # The server's journal: who connected, from where (a real MT5 logs the same).
             if answered is None:
+                logger.warning("manager refused from %s", self.address_string())
                 self._reply(403, None)
             else:
+                logger.info(
+                    "manager %s authorized from %s", standin.manager_login, self.address_string()
+                )
                 self._answer(answered)
             return
         if not session.authenticated:
