@@ -7,6 +7,7 @@ its exit status.
 import hashlib
 import socket
 import ssl
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -16,6 +17,7 @@ from django.core.management.base import CommandError
 from gateways.errors import PermanentGatewayError
 from gateways.loading import reset_gateways
 from gateways.management.commands.mt5 import Command
+from gateways.models import SimulatedMT5Deal
 from gateways.mt5.simulated import SimulatedMT5Gateway
 from gateways.mt5.webapi.check import (
     WEBAPI_GATEWAY,
@@ -23,6 +25,8 @@ from gateways.mt5.webapi.check import (
     format_offset,
     live_connection,
 )
+from gateways.mt5.webapi.gateway import WebApiMT5Gateway
+from gateways.mt5.webapi.standin import MT5WebAPIStandIn
 from tests.gateways.mt5_webapi_standin import MANAGER_LOGIN, MANAGER_PASSWORD, running_standin
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -396,3 +400,24 @@ def test_doctor_has_no_web_api_line_with_the_simulated_gateway(settings, capsys)
     call_command("doctor")
 
     assert "mt5 web api" not in capsys.readouterr().out
+
+
+def test_the_stand_in_refuses_a_denied_right_with_retcode_8_and_does_nothing():
+    login = SimulatedMT5Gateway().add_account(balance=100)
+    with running_standin(denied_rights=("Accountant",)) as (url, _server):
+        gateway = WebApiMT5Gateway(url=url, login=MANAGER_LOGIN, password=MANAGER_PASSWORD)
+        with pytest.raises(PermanentGatewayError, match="Accountant") as refused:
+            gateway.post_balance(login, Decimal(50), comment="op-denied")
+        balance = gateway.get_states([login])[login].balance  # reads still answer
+        gateway.client.close()
+
+    assert refused.value.code == "missing_permission"
+    assert balance == Decimal("100.00")
+    assert not SimulatedMT5Deal.objects.filter(account_id=login, comment="op-denied").exists()
+
+
+def test_the_stand_in_refuses_to_start_with_a_right_it_does_not_know():
+    with pytest.raises(ValueError, match="unknown manager rights"):
+        MT5WebAPIStandIn(
+            "127.0.0.1", 0, manager_login=1, manager_password="x", denied_rights=("Root",)
+        )
