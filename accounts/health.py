@@ -111,6 +111,25 @@ def check_keys() -> str:
     return "SECRET_KEY set"
 
 
+# Doctor waits at most this long for each MT5 Web API request (the check makes about ten).
+DOCTOR_MT5_TIMEOUT_SECONDS = 10.0
+
+
+def _mt5_webapi_check(demo: bool) -> Callable[[], str]:
+    def check_mt5_webapi() -> str:
+        """`manage.py mt5 check` (or `--demo`) as one line: what is wrong, or a summary."""
+        from gateways.mt5.webapi.check import check, demo_connection, live_connection
+
+        pick = demo_connection if demo else live_connection
+        timeout = min(settings.MT5_REQUEST_TIMEOUT_SECONDS, DOCTOR_MT5_TIMEOUT_SECONDS)
+        report = check(pick(timeout=timeout))
+        if not report.ok:
+            raise RuntimeError(report.verdict())
+        return report.verdict()
+
+    return check_mt5_webapi
+
+
 READINESS_CHECKS = {"database": check_database, "cache": check_cache, "broker": check_broker}
 DOCTOR_CHECKS = {
     **READINESS_CHECKS,
@@ -119,6 +138,19 @@ DOCTOR_CHECKS = {
     "beat schedule": check_beat_schedule,
     "keys": check_keys,
 }
+
+
+def doctor_checks() -> dict[str, Callable[[], str]]:
+    """DOCTOR_CHECKS, plus the MT5 Web API check when that gateway is configured and the demo
+    server's when MT5_DEMO_URL is set."""
+    from gateways.mt5.webapi.check import WEBAPI_GATEWAY
+
+    checks = dict(DOCTOR_CHECKS)
+    if settings.MT5_GATEWAY == WEBAPI_GATEWAY:
+        checks["mt5 web api"] = _mt5_webapi_check(demo=False)
+    if getattr(settings, "MT5_DEMO_URL", ""):
+        checks["mt5 demo"] = _mt5_webapi_check(demo=True)
+    return checks
 
 
 def run_checks(checks: dict[str, Callable[[], str]]) -> list[CheckResult]:

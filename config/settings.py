@@ -685,7 +685,6 @@ TELEGRAM_GATEWAY = env.str(
     "TELEGRAM_GATEWAY", default="gateways.telegram.simulated.SimulatedTelegramGateway"
 )
 
-MT5_BRIDGE_URL = env.str("MT5_BRIDGE_URL", default="")
 MT5_SERVER = env.str("MT5_SERVER", default="Brokerdesk-Sim")
 MT5_MANAGER_LOGIN = env.str("MT5_MANAGER_LOGIN", default="")
 MT5_MANAGER_PASSWORD = env.str("MT5_MANAGER_PASSWORD", default="")

@@ -16,7 +16,8 @@ from .types import AccountState, MT5Account, MT5Deal, MT5Position
 
 @runtime_checkable
 class MT5ManagerGateway(Protocol):
-    """A manager connection to one MT5 server (simulated or through the REST bridge)."""
+    """A manager connection to one MT5 server: simulated, or MetaQuotes' Manager Web API
+    (`gateways.mt5.webapi`). Kept thin so an adapter for a vendor's manager API can be added."""
 
     def ping(self) -> None:
         """Return if the server answers; raise `TransientGatewayError` if it does not."""

@@ -1,6 +1,6 @@
 """What the MT5 manager gateway returns: frozen dataclasses, money as `Decimal` cents, UTC times.
 
-The same values come back from the simulated server and from the real bridge, so the product
+The same values come back from the simulated server and from the Web API client, so the product
 never sees which one it talks to.
 """
 

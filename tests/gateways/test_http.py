@@ -7,7 +7,7 @@ import responses
 from gateways import http
 from gateways.errors import PermanentGatewayError, TransientGatewayError, UnknownOutcomeError
 
-URL = "http://bridge.test/api/things"
+URL = "http://outside.test/api/things"
 
 
 @pytest.fixture(autouse=True)

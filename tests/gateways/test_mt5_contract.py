@@ -1,6 +1,5 @@
-"""One contract for the MT5 manager gateway, run against the simulated server, the HTTP client
-talking to a stand-in bridge on a real socket, and the Web API client talking to the Web API
-stand-in over loopback HTTP.
+"""One contract for the MT5 manager gateway, run against the simulated server and the Web API
+client talking to the Web API stand-in over loopback HTTP.
 
 Each implementation comes with a small `server` object that plays the clients and the market
 (`add_account`, `open_position`, `close_position`, `password_matches`); the assertions only use
@@ -29,7 +28,6 @@ from gateways.mt5 import (
 from gateways.mt5.simulated import SimulatedMT5Gateway, seed_demo_accounts
 from gateways.mt5.types import COMMENT_MAX_LENGTH
 from gateways.mt5.webapi.gateway import WebApiMT5Gateway
-from tests.gateways.mt5_bridge import running_bridge
 from tests.gateways.mt5_webapi_standin import MANAGER_LOGIN, MANAGER_PASSWORD, running_standin
 
 
@@ -44,17 +42,6 @@ class SimulatedServer:
         self.password_matches = self.gateway.password_matches
 
 
-class BridgeServer:
-    """The HTTP client; the stand-in bridge's state plays the clients and the market."""
-
-    def __init__(self, bridge, gateway) -> None:
-        self.gateway = gateway
-        self.add_account = bridge.add_account
-        self.open_position = bridge.open_position
-        self.close_position = bridge.close_position
-        self.password_matches = bridge.password_matches
-
-
 class WebApiServer(SimulatedServer):
     """The Web API client talking to the stand-in over loopback HTTP; the stand-in serves the
     simulated server's database, so the simulated helpers play the clients and the market."""
@@ -64,24 +51,20 @@ class WebApiServer(SimulatedServer):
         self.gateway = gateway
 
 
-@pytest.fixture(params=["simulated", "http", "webapi"])
-def server(request, settings):
+@pytest.fixture(params=["simulated", "webapi"])
+def server(request):
     if request.param == "simulated":
         request.getfixturevalue("db")
         yield SimulatedServer()
         return
-    if request.param == "webapi":
-        # The stand-in answers on its own threads and database connections: they must see
-        # what the test writes, so the test's writes are committed.
-        request.applymarker(pytest.mark.django_db(transaction=True))
-        request.getfixturevalue("transactional_db")
-        with running_standin(groups=("demo\\standard",)) as (url, _standin):
-            gateway = WebApiMT5Gateway(url=url, login=MANAGER_LOGIN, password=MANAGER_PASSWORD)
-            yield WebApiServer(gateway)
-            gateway.client.close()
-        return
-    with running_bridge(settings) as (bridge, _standin, gateway):
-        yield BridgeServer(bridge, gateway)
+    # The stand-in answers on its own threads and database connections: they must see what
+    # the test writes, so the test's writes are committed.
+    request.applymarker(pytest.mark.django_db(transaction=True))
+    request.getfixturevalue("transactional_db")
+    with running_standin(groups=("demo\\standard",)) as (url, _standin):
+        gateway = WebApiMT5Gateway(url=url, login=MANAGER_LOGIN, password=MANAGER_PASSWORD)
+        yield WebApiServer(gateway)
+        gateway.client.close()
 
 
 def _deals(server, login, after=0):

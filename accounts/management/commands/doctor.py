@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.health import DOCTOR_CHECKS, run_checks
+from accounts.health import doctor_checks, run_checks
 
 # Backends that deliver nothing: with DEBUG off they are allowed only when EMAIL_BACKEND names
 # them (settings refuse to start otherwise), and said here every time.
@@ -32,12 +32,13 @@ def email_in_use() -> tuple[bool, str]:
 
 class Command(BaseCommand):
     help = (
-        "Check database, broker, cache, every gateway, the beat schedule and the keys, and say "
-        "which email backend sends; one line per check; exits non-zero when any fails."
+        "Check database, broker, cache, every gateway (and the MT5 Web API connection as `mt5 "
+        "check` does, when configured), the beat schedule and the keys, and say which email "
+        "backend sends; one line per check; exits non-zero when any fails."
     )
 
     def handle(self, *args, **options):
-        results = run_checks(DOCTOR_CHECKS)
+        results = run_checks(doctor_checks())
         for r in results:
             line = f"{'ok  ' if r.ok else 'FAIL'} {r.name:<14} {r.detail} ({r.ms} ms)"
             self.stdout.write(line if r.ok else self.style.ERROR(line))

@@ -8,6 +8,7 @@ start; its PEM file is printed so a client can trust or pin it.
 
 from django.core.management.base import BaseCommand, CommandError
 
+from gateways.mt5.webapi.client import RIGHTS
 from gateways.mt5.webapi.standin import MT5WebAPIStandIn
 
 
@@ -32,6 +33,13 @@ class Command(BaseCommand):
             default=[],
             help="A group that exists even with no account in it (repeatable), e.g. demo\\\\new.",
         )
+        parser.add_argument(
+            "--deny-right",
+            action="append",
+            default=[],
+            choices=sorted(set(RIGHTS.values())),
+            help="A manager right the manager lacks (repeatable): its calls answer retcode 8.",
+        )
 
     def handle(self, *args, **options):
         try:
@@ -43,6 +51,7 @@ class Command(BaseCommand):
                 tls=options["tls"],
                 time_offset_seconds=options["time_offset_seconds"],
                 groups=options["group"],
+                denied_rights=options["deny_right"],
             )
         except OSError as exc:
             where = f"{options['host']}:{options['port']}"

@@ -14,6 +14,10 @@ The admin's simulator knobs for server `mt5_webapi` inject faults on authenticat
 `forbidden_rate` (403, the session forgotten), `error_rate` (answered with `fault_retcode`
 and nothing done), `drop_rate` (the work is done, then the connection closes unanswered) and
 `latency_ms` (the work is done, then the answer waits).
+
+`denied_rights` plays a manager whose config lacks some of the rights of the spec's section 8
+(the names of `client.RIGHTS`, e.g. "Accountant"): every endpoint needing one answers retcode
+8, "Not enough permissions", and does nothing.
 """
 
 import contextlib
@@ -37,6 +41,7 @@ from django.db import connection as db_connection
 
 from gateways.simulation import load_knobs
 
+from .client import RIGHTS
 from .handshake import pw_hash, rand_answer
 from .standin_api import ENDPOINTS, POST_ONLY, Call, dealer_check, execute_dealer_request
 from .standin_wire import RawRows, RetcodeError, as_int, retcode, stringify, unescape
@@ -75,6 +80,7 @@ class MT5WebAPIStandIn:
     `srv_rand` (a callable returning 32 hex characters) and `clock` (seconds, default
     `time.time`, so time-machine moves it) are hooks for tests.
     `time_offset_seconds` puts the trade server that many seconds ahead of UTC.
+    `denied_rights` names manager rights the manager lacks (retcode 8 where they are needed).
     """
 
     def __init__(
@@ -88,6 +94,7 @@ class MT5WebAPIStandIn:
         time_offset_seconds: int | None = None,
         groups: tuple[str, ...] | list[str] = (),
         server_name: str | None = None,
+        denied_rights: tuple[str, ...] | list[str] | set[str] = (),
         idle_timeout_seconds: float = IDLE_TIMEOUT_SECONDS,
         handshake_window_seconds: float = HANDSHAKE_WINDOW_SECONDS,
         srv_rand: Callable[[], str] | None = None,
@@ -103,6 +110,10 @@ class MT5WebAPIStandIn:
         demo_group = getattr(settings, "MT5_DEMO_GROUP", "")
         self.groups = tuple(groups) + ((demo_group,) if demo_group else ())
         self.server_name = server_name or getattr(settings, "MT5_SERVER", "Brokerdesk-Sim")
+        unknown = set(denied_rights) - set(RIGHTS.values())
+        if unknown:
+            raise ValueError(f"unknown manager rights: {sorted(unknown)}")
+        self.denied_rights = frozenset(denied_rights)
         self.idle_timeout_seconds = idle_timeout_seconds
         self.handshake_window_seconds = handshake_window_seconds
         self.new_srv_rand = srv_rand or (lambda: secrets.token_hex(16))
@@ -400,6 +411,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path in POST_ONLY and self.command != "POST":
             self._reply(405, {"retcode": retcode(3)}, allow="POST")
             return
+        if RIGHTS.get(path) in standin.denied_rights:
+            raise RetcodeError(8)  # the manager's config lacks the right: nothing is done
         knobs = load_knobs(KNOBS_SERVER)
         if knobs is not None and path != "/api/test/access":
             if _happens(knobs.forbidden_rate):
