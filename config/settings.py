@@ -701,10 +701,19 @@ MT5_WEBAPI_TIME_OFFSET_SECONDS = env.int("MT5_WEBAPI_TIME_OFFSET_SECONDS", defau
 MT5_WEBAPI_GROUP_MASK = env.str("MT5_WEBAPI_GROUP_MASK", default="*")
 MT5_WEBAPI_BATCH_SIZE = env.int("MT5_WEBAPI_BATCH_SIZE", default=1000)
 
-METAQUOTES_API_URL = env.str("METAQUOTES_API_URL", default="")
-METAQUOTES_API_KEY = env.str("METAQUOTES_API_KEY", default="")
-METAQUOTES_API_SECRET = env.str("METAQUOTES_API_SECRET", default="")
-METAQUOTES_PARTNER_ID = env.str("METAQUOTES_PARTNER_ID", default="")
+# The broker's MT5 demo server, where the demo pool makes its accounts
+# (DEMO_GATEWAY=gateways.demo.webapi.WebApiDemoGateway): its own Web API connection and
+# manager, who may add users to MT5_DEMO_GROUP and post balance operations there. TLS and the
+# time offset as for MT5_WEBAPI_*. MT5_DEMO_SERVER is the server name traders type in their
+# terminal (blank: the pool's server name); MT5_DEMO_GROUP blank: the pool's group.
+MT5_DEMO_URL = env.str("MT5_DEMO_URL", default="")  # https://host:443
+MT5_DEMO_MANAGER_LOGIN = env.str("MT5_DEMO_MANAGER_LOGIN", default="")
+MT5_DEMO_MANAGER_PASSWORD = env.str("MT5_DEMO_MANAGER_PASSWORD", default="")
+MT5_DEMO_GROUP = env.str("MT5_DEMO_GROUP", default="demo\\standard")
+MT5_DEMO_SERVER = env.str("MT5_DEMO_SERVER", default="")
+MT5_DEMO_CA_BUNDLE = env.str("MT5_DEMO_CA_BUNDLE", default="")
+MT5_DEMO_CERT_SHA256 = env.str("MT5_DEMO_CERT_SHA256", default="")
+MT5_DEMO_TIME_OFFSET_SECONDS = env.int("MT5_DEMO_TIME_OFFSET_SECONDS", default=None)
 DEMO_REQUEST_TIMEOUT_SECONDS = env.float("DEMO_REQUEST_TIMEOUT_SECONDS", default=15.0)
 
 # The simulated broker: the payout of new accounts (0.80 = 80% profit on a win), and the seed

@@ -3,7 +3,7 @@
 from django.db import models
 from django.utils import timezone
 
-__all__ = ["SimulatedDemoAccount"]
+__all__ = ["SimulatedDemoAccount", "WebApiDemoCreation"]
 
 
 class SimulatedDemoAccount(models.Model):
@@ -40,3 +40,33 @@ class SimulatedDemoAccount(models.Model):
     def login(self) -> int:
         """The MT5 login the server hands out."""
         return self.pk + self.LOGIN_OFFSET
+
+
+class WebApiDemoCreation(models.Model):
+    """One demo account creation the Web API demo gateway sent to the demo server.
+
+    `user/add` takes no idempotency key. The gateway writes this row before its first
+    `user/add` for an idempotency id: no row means no earlier call can have made an account, so
+    the first call needs no lookup; a row with `login` set is a replay (one `user/get_batch`);
+    a row without is an earlier call whose outcome is unknown, resolved by looking the
+    account up by its marker (the Comment field) before any new `user/add`; `deposit` the same
+    for the initial balance (else looked up by the deal's comment before any new posting).
+    """
+
+    idempotency_id = models.CharField(max_length=64, unique=True)
+    login = models.BigIntegerField(null=True, blank=True)
+    deposit = models.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="The initial balance, once the demo server booked it (null: not known yet).",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "MT5 Web API demo creation"
+        verbose_name_plural = "MT5 Web API demo creations"
+
+    def __str__(self) -> str:
+        return f"{self.idempotency_id} -> {self.login or '?'}"

@@ -10,6 +10,7 @@ class SimulatorKnobs(models.Model):
         BROKER = "broker", "Broker trading"
         TELEGRAM = "telegram", "Telegram Bot API"
         MT5_WEBAPI = "mt5_webapi", "MT5 Web API stand-in"
+        MT5_WEBAPI_DEMO = "mt5_webapi_demo", "MT5 Web API stand-in: demo server"
 
     class FaultRetcode(models.IntegerChoices):
         """What the Web API stand-in answers when `error_rate` strikes."""

@@ -9,13 +9,23 @@ __all__ = ["SimulatedMT5Account", "SimulatedMT5Deal", "SimulatedMT5Position"]
 
 
 class SimulatedMT5Account(models.Model):
-    """A client account on the simulated MT5 server.
+    """A client account on one of the simulated MT5 servers (`server`: the live one, or the
+    broker's demo server the demo pool provisions on). Each server sees only its own accounts;
+    logins stay unique across both (each server hands out its own range).
 
     Balance and credit move only through deals (the gateway updates them with F() under a row
     lock); equity is not stored but computed from balance, credit and open positions.
     """
 
+    class Server(models.TextChoices):
+        LIVE = "live", "Live server"
+        DEMO = "demo", "Demo server"
+
+    # MT5 cuts a comment to 31 characters (32 with the terminator), as for deals.
+    COMMENT_MAX = 31
+
     login = models.BigIntegerField(primary_key=True)
+    server = models.CharField(max_length=8, choices=Server.choices, default=Server.LIVE)
     name = models.CharField(max_length=128)
     group = models.CharField(max_length=64, db_index=True)
     country = models.CharField(max_length=64, blank=True)
@@ -26,10 +36,12 @@ class SimulatedMT5Account(models.Model):
     currency = models.CharField(max_length=3, default="USD")
     enabled = models.BooleanField(default=True)
     password = models.CharField(max_length=128, help_text="Hashed, never plaintext.")
+    comment = models.CharField(max_length=COMMENT_MAX, blank=True)
     registered_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["login"]
+        indexes = [models.Index(fields=["server", "group"], name="sim_mt5_account_server_group")]
         verbose_name = "simulated MT5 account"
         verbose_name_plural = "simulated MT5 server: accounts"
 

@@ -36,8 +36,11 @@ from .types import (
 )
 
 GATEWAY = "mt5"
+LIVE, DEMO = SimulatedMT5Account.Server.LIVE, SimulatedMT5Account.Server.DEMO
 # Logins the server picks start here, clear of the demo range 10001-10010.
 FIRST_CREATED_LOGIN = 20001
+# Each simulated server hands out its own range, so a login is unique across both.
+FIRST_LOGIN = {LIVE: FIRST_CREATED_LOGIN, DEMO: 50_000_001}
 MIN_PASSWORD_LENGTH = 8
 # Keeps each OR-of-cursors query far below SQLite's expression depth limit.
 CURSOR_QUERY_CHUNK = 200
@@ -71,9 +74,28 @@ def _check_password(password: str) -> None:
         )
 
 
-def _with_floating():
+def _with_floating(accounts):
     zero = Value(Decimal(0), output_field=DecimalField(max_digits=18, decimal_places=2))
-    return SimulatedMT5Account.objects.annotate(floating=Coalesce(Sum("positions__profit"), zero))
+    return accounts.annotate(floating=Coalesce(Sum("positions__profit"), zero))
+
+
+def next_login(server: str, create) -> int:
+    """Create an account under the next free login of `server`'s range: `create(login)`
+    inserts it. Two creators may pick the same login: the primary key refuses one, who tries
+    the next."""
+    first = FIRST_LOGIN.get(server, FIRST_CREATED_LOGIN)
+    mine = SimulatedMT5Account.objects.filter(server=server, login__gte=first)
+    candidate = 0
+    for _ in range(20):
+        top = mine.aggregate(top=Max("login"))["top"] or 0
+        candidate = max(top + 1, first, candidate + 1)
+        try:
+            with transaction.atomic():
+                create(candidate)
+        except IntegrityError:
+            continue
+        return candidate
+    raise PermanentGatewayError("no free login", gateway=GATEWAY, code="login_unavailable")
 
 
 def _account(row: SimulatedMT5Account) -> MT5Account:
@@ -122,7 +144,23 @@ def _position(row: SimulatedMT5Position) -> MT5Position:
 
 
 class SimulatedMT5Gateway:
-    """An MT5 manager whose server is this database (see `gateways.models.mt5`)."""
+    """An MT5 manager whose server is this database (see `gateways.models.mt5`): the live
+    server's accounts, or with `server="demo"` the demo server's; never the other's."""
+
+    server: str = LIVE
+
+    def __init__(self, *, server: str | None = None) -> None:
+        if server is not None:
+            self.server = SimulatedMT5Account.Server(server)
+
+    def _accounts(self):
+        return SimulatedMT5Account.objects.filter(server=self.server)
+
+    def _deals(self):
+        return SimulatedMT5Deal.objects.filter(account__server=self.server)
+
+    def _positions(self):
+        return SimulatedMT5Position.objects.filter(account__server=self.server)
 
     # --- The Protocol ---------------------------------------------------------------------
 
@@ -133,7 +171,7 @@ class SimulatedMT5Gateway:
     def get_accounts(self, logins: Iterable[int]) -> dict[int, MT5Account]:
         """Return the accounts of `logins` in one query; unknown logins are absent."""
         apply_knobs(GATEWAY)
-        rows = _with_floating().filter(login__in={int(login) for login in logins})
+        rows = _with_floating(self._accounts()).filter(login__in={int(login) for login in logins})
         return {row.login: _account(row) for row in rows}
 
     def get_states(self, logins: Iterable[int]) -> dict[int, AccountState]:
@@ -147,6 +185,7 @@ class SimulatedMT5Gateway:
         if not wanted:
             return {}
         span = {"gte": min(wanted), "lte": max(wanted)}
+        # Unscoped: only the floating profit of this server's rows below is read.
         positions = SimulatedMT5Position.objects.filter(
             account_id__gte=span["gte"], account_id__lte=span["lte"]
         )
@@ -156,7 +195,7 @@ class SimulatedMT5Gateway:
             .values_list("account_id", "total")
             .order_by()
         )
-        rows = SimulatedMT5Account.objects.filter(login__gte=span["gte"], login__lte=span["lte"])
+        rows = self._accounts().filter(login__gte=span["gte"], login__lte=span["lte"])
         states = {}
         for login, balance, credit, leverage in rows.values_list(
             "login", "balance", "credit", "leverage"
@@ -171,19 +210,17 @@ class SimulatedMT5Gateway:
     def list_logins(self) -> list[int]:
         """Return every login, ascending."""
         apply_knobs(GATEWAY)
-        return list(SimulatedMT5Account.objects.order_by("login").values_list("login", flat=True))
+        return list(self._accounts().order_by("login").values_list("login", flat=True))
 
     def list_groups(self) -> list[str]:
         """Return the groups the accounts are in, sorted."""
         apply_knobs(GATEWAY)
-        return list(
-            SimulatedMT5Account.objects.order_by("group").values_list("group", flat=True).distinct()
-        )
+        return list(self._accounts().order_by("group").values_list("group", flat=True).distinct())
 
     def list_countries(self) -> list[str]:
         """Return the accounts' countries, sorted."""
         apply_knobs(GATEWAY)
-        countries = SimulatedMT5Account.objects.exclude(country="").order_by("country")
+        countries = self._accounts().exclude(country="").order_by("country")
         return list(countries.values_list("country", flat=True).distinct())
 
     def get_deals(
@@ -203,12 +240,21 @@ class SimulatedMT5Gateway:
             if since is not None:
                 rows = rows.filter(time__gte=since)
             deals.extend(_deal(row) for row in rows)
+        if deals:
+            # Another server's logins have no deals here; checked only when there are deals,
+            # so a quiet sweep pays no join.
+            mine = set(
+                self._accounts()
+                .filter(login__in={d.login for d in deals})
+                .values_list("login", flat=True)
+            )
+            deals = [deal for deal in deals if deal.login in mine]
         return sorted(deals, key=lambda deal: deal.ticket)
 
     def get_positions(self, logins: Iterable[int]) -> list[MT5Position]:
         """Return the open positions of `logins`, by ticket."""
         apply_knobs(GATEWAY)
-        rows = SimulatedMT5Position.objects.filter(account_id__in={int(login) for login in logins})
+        rows = self._positions().filter(account_id__in={int(login) for login in logins})
         return [_position(row) for row in rows.order_by("ticket")]
 
     def close_positions(self, login: int, *, comment: str) -> list[int]:
@@ -263,7 +309,7 @@ class SimulatedMT5Gateway:
             lead_source=lead_source,
             currency=currency,
         )
-        return _account(_with_floating().get(login=login))
+        return _account(_with_floating(self._accounts()).get(login=login))
 
     def change_password(self, login: int, password: str) -> None:
         """Store the new password's hash."""
@@ -279,7 +325,7 @@ class SimulatedMT5Gateway:
     def find_deal_by_comment(self, login: int, comment: str) -> MT5Deal | None:
         """Return the latest deal of `login` with exactly this comment, or None."""
         apply_knobs(GATEWAY)
-        row = SimulatedMT5Deal.objects.filter(account_id=login, comment=comment).order_by("-ticket")
+        row = self._deals().filter(account_id=login, comment=comment).order_by("-ticket")
         found = row.first()
         return _deal(found) if found else None
 
@@ -354,7 +400,7 @@ class SimulatedMT5Gateway:
 
     def set_position_profit(self, ticket: int, profit: Decimal | int | str) -> None:
         """Move the market: set an open position's floating profit."""
-        if not SimulatedMT5Position.objects.filter(pk=ticket).update(profit=to_money(profit)):
+        if not self._positions().filter(pk=ticket).update(profit=to_money(profit)):
             raise _position_not_found(ticket)
 
     def close_position(
@@ -363,7 +409,7 @@ class SimulatedMT5Gateway:
         """Close one position as the client would, at `profit` (default: its floating
         profit); the OUT deal's profit moves the balance. Return the deal ticket."""
         check_comment(comment)
-        owner = SimulatedMT5Position.objects.filter(pk=ticket).values_list("account_id", flat=True)
+        owner = self._positions().filter(pk=ticket).values_list("account_id", flat=True)
         login = owner.first()
         with transaction.atomic():
             position = None
@@ -381,19 +427,19 @@ class SimulatedMT5Gateway:
 
     def password_matches(self, login: int, password: str) -> bool:
         """Whether `password` is the account's current password."""
-        stored = SimulatedMT5Account.objects.filter(pk=login).values_list("password", flat=True)
+        stored = self._accounts().filter(pk=login).values_list("password", flat=True)
         return check_password(password, stored.first() or "")
 
     # --- Internals ------------------------------------------------------------------------
 
     def _lock(self, login: int) -> None:
         # The account row lock serializes every money move and deal of that account.
-        locked = SimulatedMT5Account.objects.select_for_update().filter(pk=login)
+        locked = self._accounts().select_for_update().filter(pk=login)
         if not list(locked.values_list("pk", flat=True)):
             raise _not_found(login)
 
     def _update(self, login: int, **fields) -> None:
-        if not SimulatedMT5Account.objects.filter(pk=login).update(**fields):
+        if not self._accounts().filter(pk=login).update(**fields):
             raise _not_found(login)
 
     def _move_money(
@@ -408,9 +454,7 @@ class SimulatedMT5Gateway:
             self._lock(login)
             # The floor is in the UPDATE itself, so no interleaving can take it below zero.
             floor = Q(**{f"{field}__gte": -amount}) if amount < 0 else Q()
-            if not SimulatedMT5Account.objects.filter(floor, pk=login).update(
-                **{field: F(field) + amount}
-            ):
+            if not self._accounts().filter(floor, pk=login).update(**{field: F(field) + amount}):
                 raise PermanentGatewayError(
                     f"not enough {field} on {login}", gateway=GATEWAY, code=f"insufficient_{field}"
                 )
@@ -440,20 +484,14 @@ class SimulatedMT5Gateway:
         return deal.ticket
 
     def _insert_account(self, *, login: int | None, **fields) -> int:
+        fields["server"] = self.server
         if login is not None:
             SimulatedMT5Account.objects.create(login=login, **fields)
             return login
-        # Two creators may pick the same next login: the primary key refuses one, who retries.
-        for _ in range(10):
-            top = SimulatedMT5Account.objects.aggregate(top=Max("login"))["top"] or 0
-            candidate = max(top + 1, FIRST_CREATED_LOGIN)
-            try:
-                with transaction.atomic():
-                    SimulatedMT5Account.objects.create(login=candidate, **fields)
-            except IntegrityError:
-                continue
-            return candidate
-        raise PermanentGatewayError("no free login", gateway=GATEWAY, code="login_unavailable")
+        return next_login(
+            self.server,
+            lambda candidate: SimulatedMT5Account.objects.create(login=candidate, **fields),
+        )
 
 
 def seed_demo_accounts() -> int:

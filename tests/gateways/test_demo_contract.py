@@ -1,5 +1,10 @@
-"""One contract for the demo provisioning gateway, run against the simulated server and the
-HTTP client (talking to a stand-in on a real socket)."""
+"""One contract for the demo provisioning gateway, run against the simulated demo server and
+against `WebApiDemoGateway` talking MT5's Manager Web API to a demo stand-in (a second
+stand-in server, `server="demo"`) over real HTTP on a loopback port.
+
+The stand-in answers on its own threads with their own database connections, so these tests
+commit what they write (transaction=True).
+"""
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,16 +16,24 @@ import pytest
 from django.contrib.auth.hashers import check_password
 
 from gateways.demo import DemoAccount, DemoGateway, get_demo_gateway
+from gateways.demo.webapi import marker
 from gateways.errors import PermanentGatewayError, TransientGatewayError
 from gateways.loading import reset_gateways
-from gateways.models import SimulatedDemoAccount, SimulatorKnobs
+from gateways.models import (
+    SimulatedDemoAccount,
+    SimulatedMT5Account,
+    SimulatedMT5Deal,
+    SimulatorKnobs,
+)
+from gateways.mt5.simulated import SimulatedMT5Gateway, seed_demo_accounts
+from gateways.mt5.webapi.standin import MT5WebAPIStandIn
+from tests.gateways.mt5_webapi_standin import MANAGER_LOGIN, MANAGER_PASSWORD, running_standin
 
-from .demo_server import DemoServer
-from .standin import StandIn
-
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 FAST_HASHER = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+DEMO_GROUP = "demo\\pool"
+DEMO_SERVER = SimulatedMT5Gateway(server="demo")
 
 
 @dataclass
@@ -34,23 +47,25 @@ class Demo:
 
 
 @contextmanager
-def standin_server(settings) -> Iterator[tuple[DemoServer, StandIn]]:
-    server = DemoServer(api_key="key-1", secret="secret-1", partner_id="partner-1")
-    with StandIn(server.handle) as standin:
-        settings.DEMO_GATEWAY = "gateways.demo.http.HttpDemoGateway"
-        settings.METAQUOTES_API_URL = standin.url
-        settings.METAQUOTES_API_KEY = "key-1"
-        settings.METAQUOTES_API_SECRET = "secret-1"
-        settings.METAQUOTES_PARTNER_ID = "partner-1"
+def demo_standin(settings) -> Iterator[MT5WebAPIStandIn]:
+    """A demo server stand-in and the settings that point WebApiDemoGateway at it."""
+    settings.MT5_DEMO_GROUP = DEMO_GROUP
+    with running_standin(server="demo", groups=()) as (url, server):
+        settings.DEMO_GATEWAY = "gateways.demo.webapi.WebApiDemoGateway"
+        settings.MT5_DEMO_URL = url
+        settings.MT5_DEMO_MANAGER_LOGIN = str(MANAGER_LOGIN)
+        settings.MT5_DEMO_MANAGER_PASSWORD = MANAGER_PASSWORD
+        settings.MT5_DEMO_SERVER = "Brokerdesk-Demo"
+        settings.MT5_DEMO_TIME_OFFSET_SECONDS = 0
         settings.DEMO_REQUEST_TIMEOUT_SECONDS = 5
-        settings.GATEWAY_MAX_RETRIES = 2
-        settings.GATEWAY_BACKOFF_SECONDS = 0  # retries without waiting
         reset_gateways()
-        yield server, standin
-    reset_gateways()
+        try:
+            yield server
+        finally:
+            reset_gateways()
 
 
-@pytest.fixture(params=["simulated", "http"])
+@pytest.fixture(params=["simulated", "webapi"])
 def demo(request, settings) -> Iterator[Demo]:
     settings.PASSWORD_HASHERS = FAST_HASHER
     if request.param == "simulated":
@@ -70,19 +85,29 @@ def demo(request, settings) -> Iterator[Demo]:
         )
         reset_gateways()
     else:
-        with standin_server(settings) as (server, _):
+        with demo_standin(settings) as server:
             yield Demo(
                 gateway=get_demo_gateway(),
-                account_count=lambda: len(server.accounts),
-                password_is=lambda login, password: server.accounts[login]["password"] == password,
+                account_count=demo_accounts,
+                password_is=DEMO_SERVER.password_matches,
                 set_limit=lambda limit: setattr(server, "max_accounts", limit),
             )
 
 
 @pytest.fixture
-def http_demo(settings) -> Iterator[tuple[DemoGateway, DemoServer, StandIn]]:
-    with standin_server(settings) as (server, standin):
-        yield get_demo_gateway(), server, standin
+def webapi(settings) -> Iterator[tuple[DemoGateway, MT5WebAPIStandIn]]:
+    settings.PASSWORD_HASHERS = FAST_HASHER
+    with demo_standin(settings) as server:
+        yield get_demo_gateway(), server
+
+
+def demo_accounts() -> int:
+    return SimulatedMT5Account.objects.filter(server="demo").count()
+
+
+def deposits(login: int) -> list[Decimal]:
+    rows = SimulatedMT5Deal.objects.filter(account_id=login, action="balance")
+    return list(rows.values_list("profit", flat=True))
 
 
 def create(gateway: DemoGateway, idempotency_id: str = "op-1", **overrides) -> DemoAccount:
@@ -110,6 +135,7 @@ def test_a_new_account_comes_back_with_its_credentials_and_settings(demo):
     assert account.currency == "USD"
     assert account.created_at.utcoffset() == UTC.utcoffset(None)
     assert account.password not in repr(account)
+    assert demo.password_is(account.login, account.password)
 
 
 def test_creating_twice_with_the_same_idempotency_id_returns_the_same_account(demo):
@@ -118,6 +144,7 @@ def test_creating_twice_with_the_same_idempotency_id_returns_the_same_account(de
     other = create(demo.gateway, "op-2")
 
     assert again == first
+    assert again.password == first.password
     assert other.login != first.login
     assert demo.account_count() == 2
 
@@ -208,51 +235,140 @@ def test_the_simulated_server_fails_transiently_when_its_error_rate_is_one(setti
     assert SimulatedDemoAccount.objects.count() == 0
 
 
-def test_the_stand_in_refuses_a_request_signed_with_the_wrong_secret(http_demo, settings):
-    gateway, server, standin = http_demo
-    settings.METAQUOTES_API_SECRET = "not-the-secret"
-
-    with pytest.raises(PermanentGatewayError) as caught:
-        create(gateway)
-
-    assert caught.value.code == "bad_signature"
-    assert server.accounts == {}
-    assert len(standin.requests) == 1
+# --- The Web API demo server only ------------------------------------------------------------
 
 
-def test_the_create_call_carries_its_idempotency_id_as_a_header(http_demo):
-    gateway, server, _ = http_demo
+def test_the_account_is_made_by_user_add_in_the_demo_group_marked_and_funded_once(webapi):
+    gateway, _ = webapi
 
-    create(gateway, "op-42")
+    account = create(gateway, "dp0123456789abcdef0123")
 
-    assert server.idempotency_keys_seen == ["op-42"]
-
-
-def test_a_503_is_retried_and_then_succeeds(http_demo):
-    gateway, server, standin = http_demo
-    server.faults = [503, 503]
-
-    account = create(gateway)
-
-    assert len(standin.requests) == 3
-    assert list(server.accounts) == [account.login]
+    row = SimulatedMT5Account.objects.get(pk=account.login)
+    assert (row.server, row.group, row.leverage) == ("demo", DEMO_GROUP, 100)
+    assert row.comment == marker("dp0123456789abcdef0123") == "bd:dp0123456789abcdef0123"
+    assert row.balance == Decimal("50000.00")
+    assert deposits(account.login) == [Decimal("50000.00")]
+    assert account.server == "Brokerdesk-Demo"
 
 
-def test_a_create_whose_answer_was_lost_is_retried_into_the_same_account(http_demo):
-    gateway, server, standin = http_demo
-    server.faults_after = [503]  # the server created the account, then the answer failed
+def test_a_long_idempotency_id_still_fits_mt5s_31_character_comment(webapi):
+    gateway, _ = webapi
+    long_id = "press-event-2026/" + "x" * 40
+
+    account = create(gateway, long_id)
+
+    comment = SimulatedMT5Account.objects.get(pk=account.login).comment
+    assert comment == marker(long_id) and len(comment) <= 31
+    assert create(gateway, long_id) == account
+
+
+def test_a_user_add_whose_answer_is_lost_makes_exactly_one_account(webapi):
+    gateway, server = webapi
+    server.drop_after["/api/user/add"] = 1  # done on the server, the answer never arrives
+
+    account = create(gateway, "op-1")
+    again = create(gateway, "op-1")
+
+    assert demo_accounts() == 1
+    assert again == account
+    assert deposits(account.login) == [Decimal("50000.00")]
+
+
+def test_when_the_lookup_fails_too_the_retry_finds_the_account_instead_of_adding_another(webapi):
+    gateway, server = webapi
+    # user/add done and unanswered; the lookup of the marker fails (its resend too).
+    server.drop_after.update({"/api/user/add": 1, "/api/user/logins": 2})
+
+    with pytest.raises(TransientGatewayError):
+        create(gateway, "op-1")
+    assert demo_accounts() == 1
+    login = SimulatedMT5Account.objects.get(server="demo").login
+    assert deposits(login) == []  # no balance posted for an account not yet confirmed
+
+    account = create(gateway, "op-1")  # the pool's retry
+
+    assert account.login == login
+    assert demo_accounts() == 1
+    assert deposits(login) == [Decimal("50000.00")]
+
+
+def test_an_initial_balance_whose_answer_is_lost_is_posted_once(webapi):
+    gateway, server = webapi
+    server.drop_after["/api/trade/balance"] = 1
 
     account = create(gateway, "op-1")
 
-    assert len(standin.requests) == 2
-    assert server.idempotency_keys_seen == ["op-1", "op-1"]
-    assert list(server.accounts) == [account.login]
+    assert account.balance == Decimal("50000.00")
+    assert deposits(account.login) == [Decimal("50000.00")]
 
 
-def test_a_400_is_not_retried(http_demo):
-    gateway, _, standin = http_demo
+def test_a_retry_after_an_unresolved_balance_posts_it_once(webapi):
+    gateway, server = webapi
+    # The deposit is booked, unanswered, and its lookup by comment fails (with its resend).
+    server.drop_after.update({"/api/trade/balance": 1, "/api/deal/get_batch": 2})
 
-    with pytest.raises(PermanentGatewayError):
-        create(gateway, leverage=0)
+    with pytest.raises(TransientGatewayError):
+        create(gateway, "op-1")
+    account = create(gateway, "op-1")
 
-    assert len(standin.requests) == 1
+    assert demo_accounts() == 1
+    assert deposits(account.login) == [Decimal("50000.00")]
+
+
+def test_the_demo_and_the_live_server_never_see_each_others_accounts(webapi):
+    gateway, _ = webapi
+    seed_demo_accounts()  # the live server's 10001-10010
+    account = create(gateway, "op-1")
+
+    assert account.login not in SimulatedMT5Gateway().list_logins()
+    assert SimulatedMT5Gateway().get_accounts([account.login]) == {}
+    assert not gateway.check_account(10001).exists
+    with pytest.raises(PermanentGatewayError) as caught:
+        gateway.disable_account(10001)
+    assert caught.value.code == "account_not_found"
+    assert SimulatedMT5Account.objects.get(pk=10001).enabled
+
+
+def test_a_demo_group_missing_on_the_server_is_a_bad_request_and_makes_nothing(webapi, settings):
+    gateway, _ = webapi
+    settings.MT5_DEMO_GROUP = "demo\\nowhere"
+
+    with pytest.raises(PermanentGatewayError) as caught:
+        create(gateway, "op-1")
+
+    assert caught.value.code == "bad_request"
+    assert demo_accounts() == 0
+
+
+def test_a_currency_other_than_the_groups_is_a_bad_request(webapi):
+    gateway, _ = webapi
+
+    with pytest.raises(PermanentGatewayError) as caught:
+        create(gateway, "op-1", currency="EUR")
+
+    assert caught.value.code == "bad_request"
+    assert demo_accounts() == 0
+
+
+def test_an_unreachable_demo_server_is_transient(settings):
+    settings.DEMO_GATEWAY = "gateways.demo.webapi.WebApiDemoGateway"
+    settings.MT5_DEMO_URL = "http://127.0.0.1:9"  # discard: nothing listens
+    settings.MT5_DEMO_MANAGER_LOGIN = "1000"
+    reset_gateways()
+    try:
+        with pytest.raises(TransientGatewayError):
+            get_demo_gateway().ping()
+    finally:
+        reset_gateways()
+
+
+def test_an_unconfigured_demo_server_says_which_setting_is_missing(settings):
+    settings.DEMO_GATEWAY = "gateways.demo.webapi.WebApiDemoGateway"
+    settings.MT5_DEMO_URL = ""
+    reset_gateways()
+    try:
+        with pytest.raises(PermanentGatewayError, match="MT5_DEMO_URL") as caught:
+            get_demo_gateway().ping()
+        assert caught.value.code == "not_configured"
+    finally:
+        reset_gateways()

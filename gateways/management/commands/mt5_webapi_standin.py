@@ -1,11 +1,15 @@
-"""`manage.py mt5_webapi_standin --port P [--host H] [--tls] [--time-offset-seconds N]`:
-serve MetaQuotes' MT5 Manager Web API on the simulated MT5 server's state until Ctrl-C.
+"""`manage.py mt5_webapi_standin --port P [--host H] [--tls] [--time-offset-seconds N]
+[--server demo]`: serve MetaQuotes' MT5 Manager Web API on the simulated MT5 server's state
+until Ctrl-C. `--server demo` serves the broker's demo server instead (the demo pool's
+accounts, its group MT5_DEMO_GROUP, the manager MT5_DEMO_MANAGER_LOGIN/PASSWORD).
 
-The manager is `MT5_MANAGER_LOGIN` / `MT5_MANAGER_PASSWORD` unless `--manager-login` and
-`--manager-password` say otherwise. With `--tls` the certificate is self-signed, made at
-start; its PEM file is printed so a client can trust or pin it.
+The manager is `MT5_MANAGER_LOGIN` / `MT5_MANAGER_PASSWORD` (demo: `MT5_DEMO_MANAGER_*`)
+unless `--manager-login` and `--manager-password` say otherwise. With `--tls` the
+certificate is self-signed, made at start; its PEM file is printed so a client can trust or
+pin it.
 """
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from gateways.mt5.webapi.client import RIGHTS
@@ -25,6 +29,12 @@ class Command(BaseCommand):
             default=None,
             help="How far the trade server's clock is ahead of UTC (deal times, time/server).",
         )
+        parser.add_argument(
+            "--server",
+            choices=["live", "demo"],
+            default="live",
+            help="Which simulated server: the live one, or the broker's demo server.",
+        )
         parser.add_argument("--manager-login", default=None)
         parser.add_argument("--manager-password", default=None)
         parser.add_argument(
@@ -42,12 +52,17 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        login, password = options["manager_login"], options["manager_password"]
+        if options["server"] == "demo":
+            login = settings.MT5_DEMO_MANAGER_LOGIN if login is None else login
+            password = settings.MT5_DEMO_MANAGER_PASSWORD if password is None else password
         try:
             server = MT5WebAPIStandIn(
                 options["host"],
                 options["port"],
-                manager_login=options["manager_login"],
-                manager_password=options["manager_password"],
+                manager_login=login,
+                manager_password=password,
+                server=options["server"],
                 tls=options["tls"],
                 time_offset_seconds=options["time_offset_seconds"],
                 groups=options["group"],
@@ -57,12 +72,15 @@ class Command(BaseCommand):
             where = f"{options['host']}:{options['port']}"
             raise CommandError(f"cannot listen on {where}: {exc}") from exc
         if not server.manager_login or not server.manager_password:
+            prefix = "MT5_DEMO" if options["server"] == "demo" else "MT5"
             self.stderr.write(
-                "MT5_MANAGER_LOGIN / MT5_MANAGER_PASSWORD are not set: every auth/start "
-                "will be refused (1001)."
+                f"{prefix}_MANAGER_LOGIN / {prefix}_MANAGER_PASSWORD are not set: every "
+                "auth/start will be refused (1001)."
             )
         self.stdout.write(
-            f"MT5 Web API stand-in on {server.url} (manager {server.manager_login or '-'}, "
+            f"MT5 Web API stand-in{' (demo server)' if server.server == 'demo' else ''} on "
+            f"{server.url} "
+            f"(manager {server.manager_login or '-'}, "
             f"server time UTC{server.time_offset_seconds:+d} s)"
         )
         if server.cafile:

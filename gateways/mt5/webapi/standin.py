@@ -10,6 +10,10 @@ dropped. Retcode errors are HTTP 200 with `"<code> <text>"`; every scalar is a s
 Dealer requests are queued and executed by one dealer thread; their results wait, per
 connection, for `dealer/get_request_result`.
 
+With `server="demo"` it is a second server, the broker's demo server: it serves only the
+demo accounts (`SimulatedMT5Account.server`), hands out logins from its own range, has the
+demo pool's group `MT5_DEMO_GROUP`, and reads its own knobs (`mt5_webapi_demo`).
+
 The admin's simulator knobs for server `mt5_webapi` inject faults on authenticated calls:
 `forbidden_rate` (403, the session forgotten), `error_rate` (answered with `fault_retcode`
 and nothing done), `drop_rate` (the work is done, then the connection closes unanswered) and
@@ -49,6 +53,7 @@ from .standin_wire import RawRows, RetcodeError, as_int, retcode, stringify, une
 logger = logging.getLogger(__name__)
 
 KNOBS_SERVER = "mt5_webapi"
+KNOBS_SERVERS = {"live": KNOBS_SERVER, "demo": "mt5_webapi_demo"}
 VERSION_ACCESS = "1290"
 VERSION_TRADE = "1290"
 MIN_CLIENT_VERSION = 484
@@ -81,6 +86,9 @@ class MT5WebAPIStandIn:
     `time.time`, so time-machine moves it) are hooks for tests.
     `time_offset_seconds` puts the trade server that many seconds ahead of UTC.
     `denied_rights` names manager rights the manager lacks (retcode 8 where they are needed).
+    `drop_after` (path -> count) is a test hook: the next `count` calls to `path` are done,
+    then their connection closes unanswered (an unknown outcome, aimed at one endpoint);
+    `max_accounts` makes user/add answer 3002 (logins range exhausted) past that many accounts.
     """
 
     def __init__(
@@ -95,6 +103,7 @@ class MT5WebAPIStandIn:
         groups: tuple[str, ...] | list[str] = (),
         server_name: str | None = None,
         denied_rights: tuple[str, ...] | list[str] | set[str] = (),
+        server: str = "live",
         idle_timeout_seconds: float = IDLE_TIMEOUT_SECONDS,
         handshake_window_seconds: float = HANDSHAKE_WINDOW_SECONDS,
         srv_rand: Callable[[], str] | None = None,
@@ -106,9 +115,15 @@ class MT5WebAPIStandIn:
         self.manager_password = password or ""
         self._hash = pw_hash(self.manager_password)
         self.time_offset_seconds = int(time_offset_seconds or 0)
+        if server not in KNOBS_SERVERS:
+            raise ValueError(f"server is one of {', '.join(KNOBS_SERVERS)}, not {server!r}")
+        self.server = server
+        self.knobs_server = KNOBS_SERVERS[server]
         # The demo pool's group exists on a fresh demo server before any account is in it.
-        demo_group = getattr(settings, "MT5_DEMO_GROUP", "")
+        demo_group = getattr(settings, "MT5_DEMO_GROUP", "") if server == "demo" else ""
         self.groups = tuple(groups) + ((demo_group,) if demo_group else ())
+        self.drop_after: dict[str, int] = {}
+        self.max_accounts: int | None = None  # the login range's size, for tests of 3002
         self.server_name = server_name or getattr(settings, "MT5_SERVER", "Brokerdesk-Sim")
         unknown = set(denied_rights) - set(RIGHTS.values())
         if unknown:
@@ -262,7 +277,7 @@ class MT5WebAPIStandIn:
             session, request_id, request = item
             try:
                 close_old_connections()
-                code, deal = execute_dealer_request(request)
+                code, deal = execute_dealer_request(request, self.server)
             except Exception:
                 logger.exception("dealer request %s failed", request_id)
                 code, deal = 10006, 0
@@ -413,7 +428,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if RIGHTS.get(path) in standin.denied_rights:
             raise RetcodeError(8)  # the manager's config lacks the right: nothing is done
-        knobs = load_knobs(KNOBS_SERVER)
+        knobs = load_knobs(standin.knobs_server)
         if knobs is not None and path != "/api/test/access":
             if _happens(knobs.forbidden_rate):
                 session.forget()
@@ -429,6 +444,10 @@ class _Handler(BaseHTTPRequestHandler):
             extra = standin.request_results(session, ids)
         else:
             extra = endpoint(Call(query, body, standin.time_offset_seconds, standin, session))
+        if standin.drop_after.get(path):
+            standin.drop_after[path] -= 1
+            self.close_connection = True  # the test hook: done, the answer never leaves
+            return
         if knobs is not None and path != "/api/test/access":
             if _happens(knobs.drop_rate):
                 self.close_connection = True  # done, but the answer never leaves

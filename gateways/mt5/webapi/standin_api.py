@@ -17,8 +17,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from gateways.errors import PermanentGatewayError
 from gateways.models import SimulatedMT5Account, SimulatedMT5Deal, SimulatedMT5Position
-from gateways.mt5.simulated import FIRST_CREATED_LOGIN, SimulatedMT5Gateway
+from gateways.mt5.simulated import SimulatedMT5Gateway, next_login
 from gateways.mt5.types import DealAction
 
 from .standin_wire import (
@@ -56,7 +57,8 @@ BALANCE_TYPES = {
     5: (DealAction.CORRECTION, "balance"),
     6: (DealAction.CORRECTION, "balance"),
 }
-_SIM = SimulatedMT5Gateway()
+USER_COMMENT_USABLE = SimulatedMT5Account.COMMENT_MAX  # cut, like a deal's [INF]
+_SIMS = {server: SimulatedMT5Gateway(server=server) for server in SimulatedMT5Account.Server}
 
 
 @dataclass
@@ -70,6 +72,11 @@ class Call:
     standin: Any
     session: Any = None
     extra: dict = field(default_factory=dict)
+
+    @property
+    def server(self) -> str:
+        """Which simulated server this stand-in serves: "live" or "demo"."""
+        return self.standin.server
 
     def get(self, name: str, body_name: str | None = None) -> Any:
         """Body fields override query fields; the body spells them as the User JSON does."""
@@ -101,8 +108,29 @@ def _window(call: Call):
     return from_server_seconds(start, call.offset), from_server_seconds(end, call.offset)
 
 
-def _account_or_13(login: int) -> SimulatedMT5Account:
-    row = SimulatedMT5Account.objects.filter(pk=login).first()
+def _accounts(call: Call):
+    """This server's accounts only: the live and the demo server never see each other's."""
+    return SimulatedMT5Account.objects.filter(server=call.server)
+
+
+def _mine(call: Call, rows, column: str = "account_id") -> list:
+    """Rows (deals, positions) of this server's accounts: one query, and only when some rows
+    came back, so a quiet sweep pays nothing for the scoping."""
+    rows = list(rows)
+    logins = {getattr(row, column) for row in rows}
+    if not logins:
+        return rows
+    where, wanted = _login_filter(sorted(logins))
+    mine = {
+        login
+        for login in _accounts(call).filter(**where).values_list("login", flat=True)
+        if wanted is None or login in wanted
+    }
+    return [row for row in rows if getattr(row, column) in mine]
+
+
+def _account_or_13(call: Call, login: int) -> SimulatedMT5Account:
+    row = _accounts(call).filter(pk=login).first()
     if row is None:
         raise RetcodeError(13, f"account {login} not found")
     return row
@@ -111,7 +139,8 @@ def _account_or_13(login: int) -> SimulatedMT5Account:
 def known_groups(standin) -> list[str]:
     """Groups the server has: the configured ones and every group an account is in."""
     groups = set(standin.groups)
-    groups.update(SimulatedMT5Account.objects.values_list("group", flat=True).distinct())
+    accounts = SimulatedMT5Account.objects.filter(server=standin.server)
+    groups.update(accounts.values_list("group", flat=True).distinct())
     return sorted(groups, key=str.lower)
 
 
@@ -144,10 +173,10 @@ def _keep(rows, wanted: set[int] | None, column: str = "login"):
 def _logins_of(call: Call, kind: str, value: Any):
     if kind == "login":
         where, _ = _login_filter(as_logins(value))
-        return SimulatedMT5Account.objects.filter(**where)
+        return _accounts(call).filter(**where)
     matches = mask_matcher(as_list(value))
     groups = [group for group in known_groups(call.standin) if matches(group)]
-    return SimulatedMT5Account.objects.filter(group__in=groups)
+    return _accounts(call).filter(group__in=groups)
 
 
 # --- Session and server ------------------------------------------------------------------------
@@ -166,7 +195,7 @@ def time_server(call: Call) -> dict:
 
 
 def user_get(call: Call) -> dict:
-    row = _account_or_13(as_int(call.required("login"), name="login"))
+    row = _account_or_13(call, as_int(call.required("login"), name="login"))
     return {"answer": user_json(row, offset=call.offset)}
 
 
@@ -183,11 +212,11 @@ def user_logins(call: Call) -> dict:
 
 
 def user_total(call: Call) -> dict:
-    return {"answer": {"Total": str(SimulatedMT5Account.objects.count())}}
+    return {"answer": {"Total": str(_accounts(call).count())}}
 
 
 def user_group(call: Call) -> dict:
-    row = _account_or_13(as_int(call.required("login"), name="login"))
+    row = _account_or_13(call, as_int(call.required("login"), name="login"))
     return {"answer": {"Group": row.group}}
 
 
@@ -214,7 +243,7 @@ def _states(accounts, wanted: set[int] | None = None, *, build=account_json) -> 
 
 def account_get(call: Call) -> dict:
     login = as_int(call.required("login"), name="login")
-    states = _states(SimulatedMT5Account.objects.filter(pk=login))
+    states = _states(_accounts(call).filter(pk=login))
     if not states:
         raise RetcodeError(13, f"account {login} not found")
     return {"answer": states[0]}
@@ -264,8 +293,13 @@ def user_add(call: Call) -> dict:
         raise RetcodeError(3006, "passwords need lower and upper case, a digit, a sign, 8-16")
     if not _group_exists(call.standin, group):
         raise RetcodeError(8, f"group {group} does not exist")
+    limit = getattr(call.standin, "max_accounts", None)
+    if limit is not None and _accounts(call).count() >= limit:
+        raise RetcodeError(3002, "logins range exhausted")
     login = as_int(call.get("login", "Login") or 0, name="login")
     fields = {
+        "server": call.server,
+        "comment": str(call.get("comment", "Comment") or "")[:USER_COMMENT_USABLE],
         "name": name,
         "group": group,
         "country": str(call.get("country", "Country") or ""),
@@ -281,29 +315,21 @@ def user_add(call: Call) -> dict:
         except IntegrityError:
             raise RetcodeError(3004, f"account {login} already exists") from None
     else:
-        login = _create_next(fields)
+        try:
+            login = next_login(
+                call.server,
+                lambda candidate: SimulatedMT5Account.objects.create(login=candidate, **fields),
+            )
+        except PermanentGatewayError:
+            raise RetcodeError(3002, "no free login") from None
     row = SimulatedMT5Account.objects.get(pk=login)
     return {"login": str(login), "answer": user_json(row, offset=call.offset)}
-
-
-def _create_next(fields: dict) -> int:
-    # Two creators may pick the same next login: the primary key refuses one, who retries.
-    for _ in range(20):
-        top = SimulatedMT5Account.objects.order_by("-login").values_list("login", flat=True)
-        candidate = max((top.first() or 0) + 1, FIRST_CREATED_LOGIN)
-        try:
-            with transaction.atomic():
-                SimulatedMT5Account.objects.create(login=candidate, **fields)
-        except IntegrityError:
-            continue
-        return candidate
-    raise RetcodeError(3002, "no free login")
 
 
 def user_update(call: Call) -> dict:
     """Only what is passed changes; an incorrect value leaves its field unchanged."""
     login = as_int(call.required("login", "Login"), name="login")
-    row = _account_or_13(login)
+    row = _account_or_13(call, login)
     changes: dict[str, Any] = {}
     leverage = call.get("leverage", "Leverage")
     if leverage is not None:
@@ -325,7 +351,7 @@ def user_update(call: Call) -> dict:
         with contextlib.suppress(RetcodeError):
             changes["enabled"] = bool(as_int(rights) & 1)
     if changes:
-        SimulatedMT5Account.objects.filter(pk=login).update(**changes)
+        _accounts(call).filter(pk=login).update(**changes)
         row.refresh_from_db()
     return {"answer": user_json(row, offset=call.offset)}
 
@@ -336,7 +362,7 @@ def _password_call(call: Call) -> tuple[int, str, str]:
     if kind not in ("main", "investor", "api"):
         raise RetcodeError(3, "type is main, investor or api")
     password = str(call.required("password", "Password"))
-    _account_or_13(login)
+    _account_or_13(call, login)
     return login, kind, password
 
 
@@ -345,13 +371,13 @@ def user_change_password(call: Call) -> dict:
     if not _fair_password(password):
         raise RetcodeError(3006, "password too weak")
     if kind == "main":  # the simulated server keeps only the main password
-        SimulatedMT5Account.objects.filter(pk=login).update(password=make_password(password))
+        _accounts(call).filter(pk=login).update(password=make_password(password))
     return {}
 
 
 def user_check_password(call: Call) -> dict:
     login, kind, password = _password_call(call)
-    stored = SimulatedMT5Account.objects.filter(pk=login).values_list("password", flat=True)
+    stored = _accounts(call).filter(pk=login).values_list("password", flat=True)
     if kind != "main" or not check_password(password, stored.first() or ""):
         raise RetcodeError(3006, "password does not match")
     return {}
@@ -359,7 +385,7 @@ def user_check_password(call: Call) -> dict:
 
 def user_delete(call: Call) -> dict:
     login = as_int(call.required("login", "Login"), name="login")
-    if not SimulatedMT5Account.objects.filter(pk=login).delete()[0]:
+    if not _accounts(call).filter(pk=login).delete()[0]:
         raise RetcodeError(13, f"account {login} not found")
     return {}
 
@@ -381,7 +407,7 @@ def trade_balance(call: Call) -> dict:
     check_margin = str(call.get("check_margin") or "1").strip() != "0"
     action, column = BALANCE_TYPES[kind]
     with transaction.atomic():
-        locked = SimulatedMT5Account.objects.select_for_update().filter(pk=login)
+        locked = _accounts(call).select_for_update().filter(pk=login)
         row = locked.values("balance", "credit").first()
         if row is None:
             raise RetcodeError(13, f"account {login} not found")
@@ -412,17 +438,19 @@ def _check_withdrawal(login: int, row: dict, column: str, amount: Decimal, *, ch
 # --- Deals ---------------------------------------------------------------------------------------
 
 
-def _deals_json(call: Call, rows, wanted: set[int] | None = None) -> list[dict]:
+def _deals_json(call: Call, rows, wanted: set[int] | None = None, scoped=None) -> list[dict]:
     symbols = as_list(call.get("symbol"))
     if symbols:
         rows = rows.filter(symbol__in=symbols)
     rows = _keep(rows.order_by("ticket"), wanted, "account_id")
+    if scoped is None:
+        rows = _mine(call, rows)
     return Rows(deal_json(row, offset=call.offset) for row in rows)
 
 
 def deal_get(call: Call) -> dict:
     ticket = as_int(call.required("ticket"), name="ticket")
-    row = SimulatedMT5Deal.objects.filter(pk=ticket).first()
+    row = SimulatedMT5Deal.objects.filter(pk=ticket, account__server=call.server).first()
     if row is None:
         raise RetcodeError(13, f"deal {ticket} not found")
     return {"answer": deal_json(row, offset=call.offset)}
@@ -431,6 +459,7 @@ def deal_get(call: Call) -> dict:
 def _deals_of_login(call: Call):
     login = as_int(call.required("login"), name="login")
     start, end = _window(call)
+    _account_or_13(call, login)
     return SimulatedMT5Deal.objects.filter(account_id=login, time__gte=start, time__lte=end)
 
 
@@ -467,6 +496,7 @@ def deal_get_batch(call: Call) -> dict:
             rows.filter(account_id__in=_logins_of(call, kind, value).values("login")),
             None,
         )
+        return {"answer": _deals_json(call, rows, wanted, scoped=True)}
     return {"answer": _deals_json(call, rows, wanted)}
 
 
@@ -474,13 +504,14 @@ def deal_get_batch(call: Call) -> dict:
 
 
 def _positions_json(call: Call, rows, wanted: set[int] | None = None) -> list[dict]:
-    rows = _keep(rows.order_by("ticket"), wanted, "account_id")
+    rows = _mine(call, _keep(rows.order_by("ticket"), wanted, "account_id"))
     return Rows(position_json(row, offset=call.offset) for row in rows)
 
 
 def position_get(call: Call) -> dict:
     login = as_int(call.required("login"), name="login")
     symbol = str(call.required("symbol"))
+    _account_or_13(call, login)
     row = SimulatedMT5Position.objects.filter(account_id=login, symbol=symbol).first()
     if row is None:
         raise RetcodeError(13, "no such position")
@@ -489,6 +520,7 @@ def position_get(call: Call) -> dict:
 
 def position_get_total(call: Call) -> dict:
     login = as_int(call.required("login"), name="login")
+    _account_or_13(call, login)
     total = SimulatedMT5Position.objects.filter(account_id=login).count()
     return {"answer": {"Total": str(total)}}
 
@@ -496,6 +528,7 @@ def position_get_total(call: Call) -> dict:
 def position_get_page(call: Call) -> dict:
     login = as_int(call.required("login"), name="login")
     offset, total = _page(call)
+    _account_or_13(call, login)
     rows = SimulatedMT5Position.objects.filter(account_id=login).order_by("ticket")
     return {"answer": [position_json(r, offset=call.offset) for r in rows[offset : offset + total]]}
 
@@ -522,7 +555,8 @@ def position_get_batch(call: Call) -> dict:
 def position_delete(call: Call) -> dict:
     """Removes positions without a closing deal: not a close (spec section 4)."""
     tickets = [as_int(item, name="ticket") for item in as_list(call.required("ticket"))]
-    if not SimulatedMT5Position.objects.filter(pk__in=tickets).delete()[0]:
+    mine = SimulatedMT5Position.objects.filter(pk__in=tickets, account__server=call.server)
+    if not mine.delete()[0]:
         raise RetcodeError(13, "no such position")
     return {}
 
@@ -564,7 +598,7 @@ def group_next(call: Call) -> dict:
 DEALER_POSITION_EXECUTE = 200
 
 
-def execute_dealer_request(request: dict) -> tuple[int, int]:
+def execute_dealer_request(request: dict, server: str = "live") -> tuple[int, int]:
     """Carry out one dealer request; return (ResultRetcode, ResultDeal).
 
     With `Position`, it closes that position at its floating profit (an OUT deal with the
@@ -575,12 +609,12 @@ def execute_dealer_request(request: dict) -> tuple[int, int]:
         position = as_int(request.get("Position") or 0, name="Position")
         comment = str(request.get("Comment") or "")[:COMMENT_USABLE]
         if position:
-            return _close(login, position, comment)
+            return _close(login, position, comment, server=server)
         kind = as_int(request.get("Type"), name="Type")
         volume = Decimal(as_int(request.get("Volume"), name="Volume")) / 10000
         if kind not in (0, 1) or volume <= 0 or not request.get("Symbol"):
             return 10006, 0
-        ticket = _SIM.open_position(
+        ticket = _SIMS[server].open_position(
             login,
             symbol=str(request["Symbol"]),
             side="buy" if kind == 0 else "sell",
@@ -595,14 +629,15 @@ def execute_dealer_request(request: dict) -> tuple[int, int]:
         return 10006, 0
 
 
-def _close(login: int, ticket: int, comment: str) -> tuple[int, int]:
+def _close(login: int, ticket: int, comment: str, *, server: str) -> tuple[int, int]:
     with transaction.atomic():
-        if not SimulatedMT5Account.objects.select_for_update().filter(pk=login).exists():
+        accounts = SimulatedMT5Account.objects.filter(server=server)
+        if not accounts.select_for_update().filter(pk=login).exists():
             return 10006, 0
         position = SimulatedMT5Position.objects.filter(pk=ticket, account_id=login).first()
         if position is None:
             return 10006, 0
-        return 10009, _SIM._book_close(position, profit=position.profit, comment=comment)
+        return 10009, _SIMS[server]._book_close(position, profit=position.profit, comment=comment)
 
 
 def dealer_check(request: Any) -> dict:

@@ -247,7 +247,7 @@ def user_json(row, *, offset: int) -> dict[str, str]:
         "Email": "",
         "ID": "",
         "Status": "",
-        "Comment": "",
+        "Comment": row.comment,
         "Color": "4278190080",
         "PhonePassword": "",
         "Leverage": str(row.leverage),
