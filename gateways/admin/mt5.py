@@ -29,6 +29,7 @@ class SimulatedMT5AccountAdmin(admin.ModelAdmin):
 
     list_display = (
         "login",
+        "server",
         "name",
         "group",
         "country",
@@ -38,14 +39,16 @@ class SimulatedMT5AccountAdmin(admin.ModelAdmin):
         "leverage",
         "enabled",
     )
-    list_filter = ("group", "country", "enabled", "leverage")
+    list_filter = ("server", "group", "country", "enabled", "leverage")
     search_fields = ("=login", "name", "lead_source")
     fields = (
         "login",
+        "server",
         "name",
         "group",
         "country",
         "lead_source",
+        "comment",
         "leverage",
         "currency",
         "enabled",
@@ -53,7 +56,7 @@ class SimulatedMT5AccountAdmin(admin.ModelAdmin):
         "credit",
         "registered_at",
     )
-    readonly_fields = ("login", "currency", "balance", "credit", "registered_at")
+    readonly_fields = ("login", "server", "currency", "balance", "credit", "registered_at")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         zero = Value(0, output_field=DecimalField(max_digits=18, decimal_places=2))
