@@ -1,4 +1,4 @@
-"""Demo provisioning: MT5 demo accounts created on demand through MetaQuotes' partner API."""
+"""Demo provisioning: MT5 demo accounts created on demand on the broker's MT5 demo server."""
 
 from gateways.loading import load_gateway
 

@@ -1,4 +1,4 @@
-"""The interface of the demo provisioning server (MetaQuotes' partner API)."""
+"""The interface of the demo provisioning server (the broker's MT5 demo server)."""
 
 from decimal import Decimal
 from typing import Protocol
