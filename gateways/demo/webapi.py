@@ -117,7 +117,7 @@ class WebApiDemoGateway:
             with self._lock:
                 if self._mt5 is None:
                     client = self._client or self._build_client()
-                    self._mt5 = WebApiMT5Gateway(client=client, group_mask=self.group_for(""))
+                    self._mt5 = WebApiMT5Gateway(client=client)
         return self._mt5
 
     def _build_client(self) -> WebApiClient:
@@ -177,7 +177,7 @@ class WebApiDemoGateway:
         tag = marker(idempotency_id)
         try:
             self._check_currency(group, currency)
-            user, deposit = self._earlier_account(idempotency_id, tag)
+            user, deposit = self._earlier_account(idempotency_id, tag, group)
             fresh = user is None
             if fresh:
                 user = self._add_user(
@@ -240,7 +240,9 @@ class WebApiDemoGateway:
 
     # --- Creation -------------------------------------------------------------------------
 
-    def _earlier_account(self, idempotency_id: str, tag: str) -> tuple[dict | None, Any]:
+    def _earlier_account(
+        self, idempotency_id: str, tag: str, group: str
+    ) -> tuple[dict | None, Any]:
         """The account an earlier call with this id made (None if none can have: the creation
         row is written here, before the first user/add) and its deposit if known."""
         try:
@@ -254,7 +256,7 @@ class WebApiDemoGateway:
             for user in self._users([creation.login]):
                 if user.get("Comment") == tag:
                     return user, creation.deposit
-        user = self._find_by_marker(tag)
+        user = self._find_by_marker(tag, group)
         if user is not None:
             self._remember(idempotency_id, login=parse_int(user.get("Login")))
         return user, None
@@ -274,7 +276,7 @@ class WebApiDemoGateway:
             answer = self._call("/api/user/add", params, body=body)
         except UnknownOutcomeError:
             # The server may have made it: look before anyone sends user/add again.
-            user = self._find_by_marker(tag)
+            user = self._find_by_marker(tag, group)
             if user is None:
                 # Not there (yet): a slow server may still make it, so no second user/add
                 # now; the caller's retry looks again (the creation row says so).
@@ -303,9 +305,8 @@ class WebApiDemoGateway:
             return done.profit
         return balance
 
-    def _find_by_marker(self, tag: str) -> dict | None:
+    def _find_by_marker(self, tag: str, group: str) -> dict | None:
         """The demo group's account whose Comment is `tag`, newest logins first."""
-        group = self.group_for("")
         answer = self._call("/api/user/logins", {"group": group})
         logins = sorted({parse_int(item) for item in answer.get("answer") or []}, reverse=True)
         size = self.mt5.batch_size

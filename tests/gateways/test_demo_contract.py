@@ -372,3 +372,16 @@ def test_an_unconfigured_demo_server_says_which_setting_is_missing(settings):
         assert caught.value.code == "not_configured"
     finally:
         reset_gateways()
+
+
+def test_without_mt5_demo_group_the_pools_group_is_used_for_the_add_and_the_lookup(
+    webapi, settings
+):
+    gateway, server = webapi
+    settings.MT5_DEMO_GROUP = ""  # the stand-in made its demo group before this
+    server.drop_after["/api/user/add"] = 1
+
+    account = create(gateway, "op-1", group=DEMO_GROUP)
+
+    assert SimulatedMT5Account.objects.get(pk=account.login).group == DEMO_GROUP
+    assert demo_accounts() == 1
