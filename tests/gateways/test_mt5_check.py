@@ -327,7 +327,8 @@ def test_demo_checks_the_demo_servers_own_connection_and_group(webapi):
     webapi.MT5_DEMO_MANAGER_LOGIN = "2000"
     webapi.MT5_DEMO_MANAGER_PASSWORD = "Demo-Pass-1"
     webapi.MT5_WEBAPI_URL = "http://127.0.0.1:1"  # the live server is not what is checked
-    with running_standin(manager_login=2000, manager_password="Demo-Pass-1") as (url, _server):
+    demo = {"manager_login": 2000, "manager_password": "Demo-Pass-1", "server": "demo"}
+    with running_standin(**demo) as (url, _server):
         webapi.MT5_DEMO_URL = url
         status, out, err = run("check", "--demo")
 
