@@ -24,21 +24,35 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# MT5=webapi: the MT5 server is MetaQuotes' Manager Web API, served by the stand-in (one more
-# process, on PORT+1, on the simulated server's state) and the product speaks it over HTTP.
+# MT5=webapi: the MT5 servers speak MetaQuotes' Manager Web API, served by two stand-ins (two
+# more processes on the simulated servers' state): the live server on PORT+1 and the demo
+# server the demo pool provisions on, on PORT+2; the product speaks the protocol to both.
 MT5 ?= simulated
 RUN_PROCESSES := web worker monitor beat
 ifeq ($(MT5),webapi)
-RUN_PROCESSES += mt5
+RUN_PROCESSES += mt5 mt5demo
 MT5_WEBAPI_PORT ?= $(shell echo $$(($(PORT) + 1)))
+MT5_DEMO_PORT ?= $(shell echo $$(($(PORT) + 2)))
 MT5_MANAGER_LOGIN ?= 1000
+MT5_DEMO_MANAGER_LOGIN ?= 2000
+# Made anew at each run, shared by the stand-ins and the product: never a password in the repo.
+NEW_PASSWORD = $(shell $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(12))")
 ifndef MT5_MANAGER_PASSWORD
-# Made anew at each run, shared by the stand-in and the product: never a password in the repo.
-MT5_MANAGER_PASSWORD := $(shell $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(12))")
+MT5_MANAGER_PASSWORD := $(NEW_PASSWORD)
+endif
+ifndef MT5_DEMO_MANAGER_PASSWORD
+MT5_DEMO_MANAGER_PASSWORD := $(NEW_PASSWORD)
 endif
 RUN_ENV := MT5_GATEWAY=gateways.mt5.webapi.gateway.WebApiMT5Gateway \
 	MT5_WEBAPI_URL=http://127.0.0.1:$(MT5_WEBAPI_PORT) MT5_WEBAPI_PORT=$(MT5_WEBAPI_PORT) \
-	MT5_MANAGER_LOGIN=$(MT5_MANAGER_LOGIN) MT5_MANAGER_PASSWORD=$(MT5_MANAGER_PASSWORD)
+	MT5_MANAGER_LOGIN=$(MT5_MANAGER_LOGIN) MT5_MANAGER_PASSWORD=$(MT5_MANAGER_PASSWORD) \
+	DEMO_GATEWAY=gateways.demo.webapi.WebApiDemoGateway \
+	MT5_DEMO_URL=http://127.0.0.1:$(MT5_DEMO_PORT) MT5_DEMO_PORT=$(MT5_DEMO_PORT) \
+	MT5_DEMO_MANAGER_LOGIN=$(MT5_DEMO_MANAGER_LOGIN) \
+	MT5_DEMO_MANAGER_PASSWORD=$(MT5_DEMO_MANAGER_PASSWORD)
+RUN_BANNER := MT5 through the Manager Web API: the live server's stand-in on \
+	http://127.0.0.1:$(MT5_WEBAPI_PORT) (manager $(MT5_MANAGER_LOGIN)), the demo server's on \
+	http://127.0.0.1:$(MT5_DEMO_PORT) (manager $(MT5_DEMO_MANAGER_LOGIN))
 else ifneq ($(MT5),simulated)
 $(error MT5 is "simulated" (the default) or "webapi", not "$(MT5)")
 endif
@@ -51,7 +65,7 @@ run: install
 	$(BIN)/python manage.py bootstrap
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo "Brokerdesk on http://127.0.0.1:$(PORT)/admin/  (API docs: /api/docs/)"
-	@$(if $(RUN_ENV),echo "MT5 through the Manager Web API stand-in on http://127.0.0.1:$(MT5_WEBAPI_PORT) (manager $(MT5_MANAGER_LOGIN))")
+	@$(if $(RUN_BANNER),echo "$(RUN_BANNER)")
 	@$(RUN_ENV) WEB_PORT=$(PORT) MONITOR_QUEUE=$${MONITOR_QUEUE-monitor} \
 		$(BIN)/honcho --procfile Procfile.dev start $(RUN_PROCESSES)
 

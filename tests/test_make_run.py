@@ -188,22 +188,35 @@ def check_web_api_path(run: MakeRun, env: dict[str, str]) -> None:
         answer = requests.get(account, headers=headers, timeout=10)
     assert Decimal(answer.json()["balance"]) == before + 250, run.output()[-4000:]
 
+    # The demo pool fills itself with accounts made by user/add on the demo server's stand-in.
+    status = f"{run.url}/api/v1/demo/pool/status/"
+    deadline = time.monotonic() + SWEEP_SECONDS
+    answer = requests.get(status, headers=headers, timeout=10)
+    while answer.json()["available"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.5)  # polling the product for the pool's first refill
+        answer = requests.get(status, headers=headers, timeout=10)
+    assert answer.json()["available"] >= 1, f"{answer.text}\n{run.output()[-4000:]}"
+    journal = rf"^\S* ?mt5demo\.1 +\|.*manager {env['MT5_DEMO_MANAGER_LOGIN']} authorized"
+    assert re.search(journal, run.output(), re.M), run.output()[-4000:]
+
 
 def test_make_run_on_the_embedded_defaults_shows_sweeps_and_links_to_its_port(tmp_path):
     check_make_run(tmp_path)
 
 
 def test_make_run_with_the_mt5_web_api_stand_in_sees_a_deposit_made_through_it(tmp_path):
-    """`make run MT5=webapi`: one more process, the stand-in, and the product speaks the Web API
-    to it; the manager password is the run's own (here the test's, to act as a second
-    manager)."""
+    """`make run MT5=webapi`: two more processes, the live and the demo server's stand-ins, and
+    the product speaks the Web API to both; the live manager's password is the run's own (here
+    the test's, to act as a second manager), the demo manager's made by `make`."""
     check_make_run(
         tmp_path,
-        processes=("web", "worker", "monitor", "beat", "mt5"),
+        processes=("web", "worker", "monitor", "beat", "mt5", "mt5demo"),
         MT5="webapi",
         MT5_WEBAPI_PORT=str(free_port()),
         MT5_MANAGER_LOGIN="1000",
         MT5_MANAGER_PASSWORD="make-run-" + os.urandom(6).hex(),
+        MT5_DEMO_PORT=str(free_port()),
+        MT5_DEMO_MANAGER_LOGIN="2000",
     )
 
 
