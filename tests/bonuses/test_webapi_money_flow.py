@@ -5,7 +5,8 @@ its events reach the bonus engine, and every MT5 write leaves the process as a W
 (`trade/balance`, `user/update`, `dealer/send_request`). The stand-in serves the simulated
 server's database, so the test plays the clients and the market on those rows
 (`SimulatedMT5Gateway`: open a position, move its profit) and reads what the server holds:
-balance, credit, leverage and the deals with the op ids in their comments.
+balance, credit, leverage and the deals with the op ids in their comments. The fixtures
+(`webapi`, `market`, `watched`) are in this package's conftest.
 """
 
 from datetime import timedelta
@@ -14,96 +15,22 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from accounts.models import AccountEvent, MonitoredAccount
+from accounts.models import AccountEvent
 from accounts.services import monitor_discover, monitor_sweep, monitor_test_deal
 from bonuses.models import Bonus, CreditIntent
 from bonuses.services import bonuses_expire_due, credit_reconcile, intents_resolve
-from gateways.loading import reset_gateways
 from gateways.models import SimulatedMT5Account, SimulatedMT5Deal
 from gateways.mt5 import DealAction, DealEntry, get_mt5_gateway
-from gateways.mt5.simulated import SimulatedMT5Gateway
-from gateways.mt5.types import COMMENT_MAX_LENGTH
 from gateways.mt5.webapi.gateway import WebApiMT5Gateway
-from tests.gateways.mt5_webapi_standin import MANAGER_LOGIN, MANAGER_PASSWORD, running_standin
-
-WEBAPI = "gateways.mt5.webapi.gateway.WebApiMT5Gateway"
+from tests.bonuses.webapi_server import assert_written_once, deals_of, on_server
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def webapi(transactional_db, settings):
-    """The product's gateway is the Web API client, talking to a stand-in on a loopback port.
-
-    Yields the stand-in; `get_mt5_gateway()` is the `WebApiMT5Gateway` the engine uses.
-    """
-    with running_standin(groups=("demo\\standard",)) as (url, standin):
-        settings.MT5_GATEWAY = WEBAPI
-        settings.MT5_WEBAPI_URL = url
-        settings.MT5_MANAGER_LOGIN = str(MANAGER_LOGIN)
-        settings.MT5_MANAGER_PASSWORD = MANAGER_PASSWORD
-        settings.MT5_REQUEST_TIMEOUT_SECONDS = 5
-        reset_gateways()
-        gateway = get_mt5_gateway()
-        assert isinstance(gateway, WebApiMT5Gateway)
-        try:
-            yield standin
-        finally:
-            gateway.client.close()
-            reset_gateways()
-
-
-@pytest.fixture
-def market(transactional_db):
-    """The clients and the market, acting on the rows the stand-in serves."""
-    return SimulatedMT5Gateway()
-
-
-@pytest.fixture
-def watched(webapi, market):
-    """`watched(balance=..., leverage=...) -> login`: an account opened a month ago, found by
-    the monitor's discovery through the Web API and watched from now on."""
-
-    def make(*, balance="0.00", leverage=500) -> int:
-        login = market.add_account(balance=Decimal(balance), leverage=leverage)
-        month_ago = timezone.now() - timedelta(days=30)
-        SimulatedMT5Account.objects.filter(pk=login).update(registered_at=month_ago)
-        monitor_discover()
-        assert MonitoredAccount.objects.filter(login=login).exists()
-        return login
-
-    return make
-
-
-def on_server(login):
-    """What the MT5 server holds for `login` (read from its rows, not through the product)."""
-    return SimulatedMT5Account.objects.get(pk=login)
-
-
-def deals_of(intent):
-    """The server's deals carrying `intent`'s op id."""
-    return SimulatedMT5Deal.objects.filter(account_id=intent.login, comment=intent.op_id)
-
-
-def assert_written_once(login):
-    """Every confirmed write that leaves a deal left exactly one, its op id in the comment
-    (within the 31 characters MT5 keeps), and the deal is the one the ledger recorded."""
-    intents = CreditIntent.objects.filter(login=login).exclude(kind="set_leverage")
-    assert intents.exists()
-    for intent in intents:
-        assert intent.status == "done", (intent, intent.last_error)
-        assert len(intent.op_id) <= COMMENT_MAX_LENGTH <= 31
-        if intent.kind == "close_positions":
-            assert intent.deal_id in set(deals_of(intent).values_list("ticket", flat=True))
-            continue
-        [deal] = deals_of(intent)
-        assert deal.ticket == intent.deal_id
-        assert abs(deal.profit) == intent.amount
 
 
 def test_a_deposit_becomes_a_type_a_bonus_with_its_leverage_through_the_web_api(
     webapi, watched, campaign_factory
 ):
+    assert isinstance(get_mt5_gateway(), WebApiMT5Gateway)
     login = watched(balance="0.00", leverage=500)
     campaign_factory(bonus_type="A", percentage="50")
 
