@@ -256,3 +256,27 @@ def test_with_every_fault_knob_on_each_deposit_is_granted_exactly_once(
         assert credit_deals(login).count() == 3
         assert on_server(login).credit == Decimal("30.00")
     assert credit_reconcile() == []
+
+
+def test_a_read_the_server_was_too_busy_for_is_asked_once_more_and_a_write_is_not(
+    webapi, watched, campaign_factory
+):
+    login = grant_a_type_a_bonus(watched, campaign_factory)
+    client = get_mt5_gateway().client
+    balance_calls = client.stats.by_path[BALANCE]  # the deposit's
+    webapi.fail_next("/api/user/get_batch", "busy")  # retcode 9 on the grant's account read
+    webapi.fail_next(BALANCE, "busy")  # and on its credit: the outcome of a write is unknown
+
+    monitor_sweep()
+
+    assert Bonus.objects.get(login=login).status == "pending"  # granted on the first sweep
+    [credit_in] = CreditIntent.objects.filter(login=login, kind="credit_in")
+    assert (credit_in.status, client.stats.by_path[BALANCE]) == ("unknown", balance_calls + 1)
+    assert "retcode_9" in credit_in.last_error
+    assert not credit_deals(login).exists()
+
+    intents_resolve()
+
+    assert Bonus.objects.get(login=login).status == "active"
+    assert credit_deals(login).count() == 1
+    assert_written_once(login)

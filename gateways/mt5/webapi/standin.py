@@ -173,9 +173,9 @@ class MT5WebAPIStandIn:
     def fail_next(self, path: str, fault: str, *, seconds: float = 0.0, times: int = 1) -> None:
         """The next `times` authenticated calls of `path` meet `fault`: "drop" (the work is
         done, then the connection closes unanswered), "slow" (the work is done, the answer
-        waits `seconds`) or "forbidden" (HTTP 403 before anything is done, the session
-        forgotten, as after it expired)."""
-        if fault not in ("drop", "slow", "forbidden"):
+        waits `seconds`), "forbidden" (HTTP 403 before anything is done, the session
+        forgotten, as after it expired) or "busy" (retcode 9, nothing done)."""
+        if fault not in ("drop", "slow", "forbidden", "busy"):
             raise ValueError(f"unknown fault {fault!r}")
         with self._planned_lock:
             self._planned.setdefault(path, []).extend([(fault, float(seconds))] * times)
@@ -454,6 +454,8 @@ class _Handler(BaseHTTPRequestHandler):
             session.forget()
             self._reply(403, None)
             return
+        if planned is not None and planned[0] == "busy":
+            raise RetcodeError(9)
         knobs = load_knobs(KNOBS_SERVER)
         if knobs is not None and path != "/api/test/access":
             if _happens(knobs.forbidden_rate):
