@@ -95,10 +95,11 @@ bench: install-dev
 	$(BIN)/python manage.py bench_signals --sessions 10000
 
 ## soak: web, worker and beat started in the background on DATABASE_URL (PostgreSQL) and
-## REDIS_URL, driven for SOAK_MINUTES under 20% simulated faults, invariants checked, stopped
+## REDIS_URL, driven for SOAK_MINUTES under 20% simulated faults, invariants checked, stopped;
+## SOAK_MT5=webapi: MT5 through the Web API client and a stand-in process with its faults on
 SOAK_MINUTES ?= 5
 soak: install
-	$(BIN)/python -m operations.soak.stack --minutes $(SOAK_MINUTES) $(if $(SOAK_ARGS),-- $(SOAK_ARGS))
+	$(BIN)/python -m operations.soak.stack --minutes $(SOAK_MINUTES) $(if $(SOAK_MT5),--mt5 $(SOAK_MT5)) $(if $(SOAK_ARGS),-- $(SOAK_ARGS))
 
 doctor: install
 	$(BIN)/python manage.py doctor

@@ -5,7 +5,9 @@ How one write is sent (`intent_execute`), outside any transaction:
 1. Claim it with a conditional UPDATE (status pending/unknown, no live claim): only one
    sender at a time, whether the service that made it or the beat resolver.
 2. If it may have been sent before (an earlier attempt, or status unknown), look its op id
-   up in the account's deal history first: found means done, with that deal.
+   up in the account's deal history first: found means done, with that deal. A close of
+   positions is sent again instead: it closes only what is still open (its deal proves one
+   position closed, not all).
 3. Otherwise send it, the op id as the deal comment. An answer: done with the deal id. A
    `PermanentGatewayError`: failed. Any other gateway error (a timeout, a 5xx, a lost answer):
    unknown, so that nothing is sent again before the look-up of step 2.
@@ -115,6 +117,8 @@ def intent_execute(intent_id: int) -> CreditIntent:
     try:
         if intent.kind == Kind.SET_LEVERAGE and _superseded(intent):
             return _settle(intent, Status.FAILED, error="superseded by a later leverage change")
+        if maybe_sent and intent.kind == Kind.CLOSE_POSITIONS:
+            return _close_again(gateway, intent)
         if maybe_sent and intent.kind in DEAL_KINDS:
             deal = gateway.find_deal_by_comment(intent.login, intent.op_id)
             if deal is not None:
@@ -182,6 +186,22 @@ def _send(gateway, intent: CreditIntent) -> int | None:
         tickets = gateway.close_positions(intent.login, comment=comment)
         return max(tickets) if tickets else None
     raise ValueError(f"unknown intent kind {intent.kind!r}")
+
+
+def _close_again(gateway, intent: CreditIntent) -> CreditIntent:
+    """Finish a close that may have been sent. A close is of every open position, one dealer
+    request each (the Web API): a deal carrying the op id proves that one closed, not all.
+    Closing again closes only what is still open; a position that closed under the second
+    request (the first one's, queued) is no refusal once none is left open."""
+    found = gateway.find_deal_by_comment(intent.login, intent.op_id)
+    try:
+        tickets = gateway.close_positions(intent.login, comment=intent.op_id)
+    except PermanentGatewayError as exc:
+        if exc.code != "close_rejected" or gateway.get_positions([intent.login]):
+            raise
+        tickets = []
+    deals = [*tickets, *([found.ticket] if found is not None else [])]
+    return _settle(intent, Status.DONE, deal_id=max(deals) if deals else None)
 
 
 def _superseded(intent: CreditIntent) -> bool:

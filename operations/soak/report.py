@@ -47,6 +47,7 @@ class Run:
     setup: str
     product: str
     broker_flushed: bool | None = None
+    webapi_faults: str = ""  # the Web API stand-in's own knobs, when MT5 was reached through it
 
 
 def report_text(run: Run, tally: Tally, checks: list[Check]) -> str:
@@ -60,7 +61,7 @@ def report_text(run: Run, tally: Tally, checks: list[Check]) -> str:
         f"- Product: {run.product}.",
         f"- Faults: every simulated server (MT5, demo provisioning, broker, Telegram) failed "
         f"{_percent(run.error_rate)} of its calls with a transient error, each call "
-        f"{run.latency_ms} ms late; the knobs were put back afterwards.",
+        f"{run.latency_ms} ms late{run.webapi_faults}; the knobs were put back afterwards.",
         f"- Setup: {run.setup}.",
         *(
             [

@@ -31,6 +31,7 @@ def server_keys() -> set[str]:
         getattr(settings, "AUDIT_CHAIN_KEY", ""),
         settings.SIMPLE_JWT.get("SIGNING_KEY", ""),
         getattr(settings, "METRICS_TOKEN", ""),
+        getattr(settings, "MT5_MANAGER_PASSWORD", ""),
     }
     for entry in (getattr(settings, "ENCRYPTION_KEYS", "") or "").split(","):
         values.add(entry.split(":", 1)[-1].strip())

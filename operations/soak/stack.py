@@ -8,6 +8,11 @@ production settings (DEBUG off, keys generated once into var/soak/keys.env), wai
 /readyz, runs `manage.py soak`, and stops the three whatever happens (their logs stay in
 var/soak/<run>/). The exit status is the soak's.
 
+With `--mt5 webapi` the product reaches MT5 through its Web API client: `manage.py
+mt5_webapi_standin` is started first on a free loopback port, as one more process, and web,
+worker and beat are pointed at it (MT5_GATEWAY, MT5_WEBAPI_URL, MT5_MANAGER_LOGIN/PASSWORD);
+the soak turns the stand-in's fault knobs on with the others.
+
 Only the standard library: this starts Django processes, it does not run Django itself.
 """
 
@@ -17,6 +22,7 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -40,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="one worker for every task, the monitor's too (default: the monitor has its own)",
     )
+    parser.add_argument(
+        "--mt5",
+        choices=("simulated", "webapi"),
+        default=os.environ.get("SOAK_MT5") or "simulated",
+        help="how the product reaches MT5: the simulated server in-process (default), or the "
+        "Web API client talking to `manage.py mt5_webapi_standin` started as one more process",
+    )
     parser.add_argument("soak_args", nargs="*", help="passed on to manage.py soak (after --)")
     options = parser.parse_args(argv)
     problem = _services_problem()
@@ -49,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = SOAK_DIR / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
     env = _environment(run_dir, options.port, monitor_queue=not options.shared_worker)
+    webapi_port = free_port() if options.mt5 == "webapi" else None
+    if webapi_port is not None:
+        env.update(webapi_environment(webapi_port, env))
     base_url = f"http://127.0.0.1:{options.port}"
     for step in (["bootstrap"], ["collectstatic", "--noinput", "--verbosity", "0"]):
         subprocess.run([PYTHON, "manage.py", *step], cwd=ROOT, env=env, check=True)  # noqa: S603
@@ -62,9 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, stop_on) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         commands = _commands(options.port, run_dir, monitor_queue=env.get("MONITOR_QUEUE", ""))
+        if webapi_port is not None:
+            # First, so that the product's first sweep finds its MT5 server listening.
+            standin = _start("mt5-webapi", webapi_command(webapi_port), env, run_dir)
+            processes.append(standin)
+            wait_listening(webapi_port, [standin])
         for name, command in commands.items():
             processes.append(_start(name, command, env, run_dir))
-        _say(f"make soak: {', '.join(commands)} started; logs in {run_dir.relative_to(ROOT)}/")
+        names = [process.name for process in processes]
+        _say(f"make soak: {', '.join(names)} started; logs in {run_dir.relative_to(ROOT)}/")
         _wait_ready(base_url, processes)
         soak = [
             PYTHON,
@@ -85,7 +107,12 @@ def main(argv: list[str] | None = None) -> int:
                 if "monitor-worker" in commands
                 else " for every task, the monitor's too"
             )
-            + " and Celery beat, DEBUG off, on PostgreSQL and Redis",
+            + " and Celery beat, DEBUG off, on PostgreSQL and Redis"
+            + (
+                "; MT5 through the Web API client, to the Web API stand-in over loopback HTTP"
+                if webapi_port is not None
+                else "; MT5 the simulated server, in-process"
+            ),
             *options.soak_args,
         ]
         return subprocess.run(soak, cwd=ROOT, env=env, check=False).returncode  # noqa: S603
@@ -161,6 +188,42 @@ def _environment(run_dir: Path, port: int, *, monitor_queue: bool = True) -> dic
         "MONITOR_EVENT_RETRY_MAX_SECONDS": "30",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def webapi_environment(port: int, env: dict[str, str]) -> dict[str, str]:
+    """What points web, worker, beat and the soak at the Web API stand-in on `port`, the
+    manager it serves included (the environment's own, or one made for this run)."""
+    return {
+        "MT5_GATEWAY": "gateways.mt5.webapi.gateway.WebApiMT5Gateway",
+        "MT5_WEBAPI_URL": f"http://127.0.0.1:{port}",
+        "MT5_MANAGER_LOGIN": env.get("MT5_MANAGER_LOGIN") or "1000",
+        "MT5_MANAGER_PASSWORD": env.get("MT5_MANAGER_PASSWORD") or "Mgr-" + secrets.token_hex(8),
+    }
+
+
+def webapi_command(port: int) -> list[str]:
+    """The stand-in, serving the simulated MT5 server's rows; its manager from the env."""
+    return [PYTHON, "manage.py", "mt5_webapi_standin", "--port", str(port)]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_listening(port: int, processes: list[subprocess.Popen], seconds: float = 60) -> None:
+    """Return once 127.0.0.1:`port` accepts; RuntimeError if a process exits or time is up."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for process in processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"{process.name} exited with {process.returncode}: see its log")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} within {seconds:.0f} s")
 
 
 def _commands(port: int, run_dir: Path, *, monitor_queue: str = "") -> dict[str, list[str]]:
@@ -256,7 +319,7 @@ def _stop(processes: list[subprocess.Popen], grace: float = 20) -> None:
             _signal_group(process, signal.SIGKILL)
             process.wait(timeout=10)
     if processes:
-        _say("make soak: web, worker and beat stopped")
+        _say(f"make soak: {', '.join(process.name for process in processes)} stopped")
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:

@@ -78,7 +78,7 @@ class World:
     license_keys: list[str] = field(default_factory=list)
     clients: list[TradingClient] = field(default_factory=list)
     channel: str = ""
-    knobs_before: dict[str, tuple[int, Decimal]] = field(default_factory=dict)
+    knobs_before: dict[str, dict[str, object]] = field(default_factory=dict)
     secrets: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def secret(self, kind: str, *values: str) -> None:
@@ -381,19 +381,29 @@ def world_close(api: Api, world: World) -> None:
 # --- The fault knobs ------------------------------------------------------------------------
 
 
-def knobs_turn_on(world: World, *, error_rate: Decimal, latency_ms: int) -> None:
-    """Every simulated server fails `error_rate` of its calls after `latency_ms`; the values
-    they had are kept to be put back."""
+def knobs_turn_on(
+    world: World,
+    *,
+    error_rate: Decimal,
+    latency_ms: int,
+    forbidden_rate: Decimal = Decimal(0),
+    drop_rate: Decimal = Decimal(0),
+) -> None:
+    """Every simulated server fails `error_rate` of its calls after `latency_ms`; the MT5 Web
+    API stand-in also answers `forbidden_rate` of them 403 (session forgotten) and drops the
+    connection after the work on `drop_rate`. The values they had are kept to be put back."""
     for server in SimulatorKnobs.Server.values:
         knobs, _ = SimulatorKnobs.objects.get_or_create(server=server)
-        world.knobs_before.setdefault(server, (knobs.latency_ms, knobs.error_rate))
-        knobs.latency_ms, knobs.error_rate = latency_ms, error_rate
-        knobs.save(update_fields=["latency_ms", "error_rate", "updated_at"])
+        wanted = {"latency_ms": latency_ms, "error_rate": error_rate}
+        if server == SimulatorKnobs.Server.MT5_WEBAPI:
+            wanted |= {"forbidden_rate": forbidden_rate, "drop_rate": drop_rate}
+        world.knobs_before.setdefault(server, {name: getattr(knobs, name) for name in wanted})
+        for name, value in wanted.items():
+            setattr(knobs, name, value)
+        knobs.save(update_fields=[*wanted, "updated_at"])
 
 
 def knobs_restore(world: World) -> None:
     """Put back the values the knobs had before the soak."""
-    for server, (latency_ms, error_rate) in world.knobs_before.items():
-        SimulatorKnobs.objects.filter(server=server).update(
-            latency_ms=latency_ms, error_rate=error_rate
-        )
+    for server, before in world.knobs_before.items():
+        SimulatorKnobs.objects.filter(server=server).update(**before)

@@ -7,6 +7,10 @@
 - `campaign_factory(**fields) -> Campaign`: an ACTIVE campaign written with the ORM.
 - `faulty_mt5`: the simulated server with faults on demand (`fail_next(...)`), installed as
   the gateway the engine uses.
+- `webapi`: the Web API client as the engine's gateway, talking to a stand-in on a loopback
+  port (yields the stand-in); `market`: the clients and the market on the rows it serves;
+  `watched(balance=, leverage=) -> login`: an account opened a month ago, discovered through
+  the Web API. Tests using them are `django_db(transaction=True)`.
 
 They only build state; they never go through the engine's services.
 """
@@ -188,3 +192,65 @@ def deposit_deal(db):
         return deals.latest("ticket").ticket
 
     return latest
+
+
+# --- The Web API client against the stand-in ---------------------------------------------------
+
+WEBAPI = "gateways.mt5.webapi.gateway.WebApiMT5Gateway"
+
+
+@pytest.fixture
+def webapi(transactional_db, settings):
+    """The engine's gateway is the Web API client, talking to a stand-in on a loopback port.
+
+    Yields the stand-in (its test hooks: `fail_next`, `expire_sessions`, `drop_connections`);
+    `get_mt5_gateway()` is the `WebApiMT5Gateway` the product uses.
+    """
+    from gateways.mt5 import get_mt5_gateway
+    from tests.gateways.mt5_webapi_standin import (
+        MANAGER_LOGIN,
+        MANAGER_PASSWORD,
+        running_standin,
+    )
+
+    with running_standin(groups=("demo\\standard",)) as (url, standin):
+        settings.MT5_GATEWAY = WEBAPI
+        settings.MT5_WEBAPI_URL = url
+        settings.MT5_MANAGER_LOGIN = str(MANAGER_LOGIN)
+        settings.MT5_MANAGER_PASSWORD = MANAGER_PASSWORD
+        settings.MT5_REQUEST_TIMEOUT_SECONDS = 5
+        reset_gateways()
+        try:
+            yield standin
+        finally:
+            get_mt5_gateway().client.close()
+            reset_gateways()
+
+
+@pytest.fixture
+def market(transactional_db):
+    """The clients and the market, acting on the simulated server's rows the stand-in serves."""
+    return SimulatedMT5Gateway()
+
+
+@pytest.fixture
+def watched(webapi, market):
+    """`watched(balance="0.00", leverage=500) -> login`: an account opened a month ago, found
+    by the monitor's discovery through the Web API and watched from now on."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import MonitoredAccount
+    from accounts.services import monitor_discover
+    from gateways.models import SimulatedMT5Account
+
+    def make(*, balance="0.00", leverage=500) -> int:
+        login = market.add_account(balance=Decimal(balance), leverage=leverage)
+        month_ago = timezone.now() - timedelta(days=30)
+        SimulatedMT5Account.objects.filter(pk=login).update(registered_at=month_ago)
+        monitor_discover()
+        assert MonitoredAccount.objects.filter(login=login).exists()
+        return login
+
+    return make

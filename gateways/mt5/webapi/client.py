@@ -306,8 +306,25 @@ class WebApiClient:
         """Send one command on the session; return the whole JSON answer (retcode 0 or 1).
 
         Reads and idempotent writes are resent once on a fresh session after a drop or a
-        403; a write in NOT_IDEMPOTENT whose answer was lost raises UnknownOutcomeError.
+        403, and asked once more after a transient retcode (9, 10, 12, 10024: the server
+        could not do it now); a write in NOT_IDEMPOTENT whose answer was lost raises
+        UnknownOutcomeError, and one refused with a transient retcode is not asked again.
         """
+        try:
+            return self._call_once(path, params, body=body, no_money=no_money)
+        except TransientGatewayError as exc:
+            if path in NOT_IDEMPOTENT or not str(exc.code).startswith("retcode_"):
+                raise
+        return self._call_once(path, params, body=body, no_money=no_money)
+
+    def _call_once(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None,
+        *,
+        body: Any,
+        no_money: str,
+    ) -> dict[str, Any]:
         resend_safe = path not in NOT_IDEMPOTENT
         with self._lock:
             self._ensure_session()

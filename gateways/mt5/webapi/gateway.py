@@ -673,7 +673,7 @@ class WebApiMT5Gateway:
         return MT5Deal(
             ticket=ticket,
             login=parse_int(item.get("Login")),
-            time=parse_server_time(seconds, offset_seconds=offset),
+            time=_deal_time(seconds, item.get("TimeMsc"), offset=offset),
             action=action,
             entry=_ENTRIES.get(parse_int(item.get("Entry")), DealEntry.IN)
             if trade
@@ -720,6 +720,17 @@ def _state(item: Mapping[str, Any]) -> tuple[int, AccountState | None]:
     if not leverage:
         return login, None
     return login, AccountState(balance, credit, equity, leverage)
+
+
+def _deal_time(seconds: int, msc: Any, *, offset: int) -> datetime:
+    """A deal's UTC time to the millisecond (`TimeMsc`) when the server gives it: `Time` is
+    whole seconds, and the monitor tells a deal made just after it began watching an account
+    from the history before by comparing times finer than that."""
+    milliseconds = parse_int(msc)
+    if milliseconds // 1000 != seconds:
+        return parse_server_time(seconds, offset_seconds=offset)
+    moment = parse_server_time(seconds, offset_seconds=offset)
+    return moment.replace(microsecond=milliseconds % 1000 * 1000)
 
 
 def _final_result(events: list[Any]) -> tuple[int, int] | None:

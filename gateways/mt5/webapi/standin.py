@@ -17,7 +17,9 @@ demo pool's group `MT5_DEMO_GROUP`, and reads its own knobs (`mt5_webapi_demo`).
 The admin's simulator knobs for server `mt5_webapi` inject faults on authenticated calls:
 `forbidden_rate` (403, the session forgotten), `error_rate` (answered with `fault_retcode`
 and nothing done), `drop_rate` (the work is done, then the connection closes unanswered) and
-`latency_ms` (the work is done, then the answer waits).
+`latency_ms` (the work is done, then the answer waits). For a test that needs one fault on
+one call, `fail_next(path, fault)` plans it; `expire_sessions()` and `drop_connections()` do
+to every open connection what an idle timeout or a network cut does.
 
 `denied_rights` plays a manager whose config lacks some of the rights of the spec's section 8
 (the names of `client.RIGHTS`, e.g. "Accountant"): every endpoint needing one answers retcode
@@ -151,6 +153,8 @@ class MT5WebAPIStandIn:
         self._serving = False
         self._open: set = set()  # the handlers of open connections, closed by stop()
         self._open_lock = threading.Lock()
+        self._planned: dict[str, list[tuple[str, float]]] = {}
+        self._planned_lock = threading.Lock()
         self._dealer = threading.Thread(target=self._dealer_loop, name="standin-dealer")
         self._dealer.daemon = True
         self._dealer.start()
@@ -178,6 +182,38 @@ class MT5WebAPIStandIn:
             handler.hang_up()
         self._dealer_queue.put(None)
         self._dealer.join(timeout=5)
+
+    # --- Test hooks: one fault, on purpose -----------------------------------------------------
+
+    def fail_next(self, path: str, fault: str, *, seconds: float = 0.0, times: int = 1) -> None:
+        """The next `times` authenticated calls of `path` meet `fault`: "drop" (the work is
+        done, then the connection closes unanswered), "slow" (the work is done, the answer
+        waits `seconds`), "forbidden" (HTTP 403 before anything is done, the session
+        forgotten, as after it expired) or "busy" (retcode 9, nothing done)."""
+        if fault not in ("drop", "slow", "forbidden", "busy"):
+            raise ValueError(f"unknown fault {fault!r}")
+        with self._planned_lock:
+            self._planned.setdefault(path, []).extend([(fault, float(seconds))] * times)
+
+    def _take_planned(self, path: str) -> tuple[str, float] | None:
+        with self._planned_lock:
+            planned = self._planned.get(path)
+            return planned.pop(0) if planned else None
+
+    def expire_sessions(self) -> None:
+        """Forget every open connection's session, as the server does to one that sat idle:
+        the connection stays up and its next call is HTTP 403."""
+        with self._open_lock:
+            handlers = list(self._open)
+        for handler in handlers:
+            handler.session.forget()
+
+    def drop_connections(self) -> None:
+        """Cut every open connection, as a network fault or the 180 s idle timeout does."""
+        with self._open_lock:
+            handlers = list(self._open)
+        for handler in handlers:
+            handler.hang_up()
 
     def __enter__(self) -> "MT5WebAPIStandIn":
         return self.start()
@@ -428,6 +464,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if RIGHTS.get(path) in standin.denied_rights:
             raise RetcodeError(8)  # the manager's config lacks the right: nothing is done
+        planned = standin._take_planned(path)
+        if planned is not None and planned[0] == "forbidden":
+            session.forget()
+            self._reply(403, None)
+            return
+        if planned is not None and planned[0] == "busy":
+            raise RetcodeError(9)
         knobs = load_knobs(standin.knobs_server)
         if knobs is not None and path != "/api/test/access":
             if _happens(knobs.forbidden_rate):
@@ -448,6 +491,11 @@ class _Handler(BaseHTTPRequestHandler):
             standin.drop_after[path] -= 1
             self.close_connection = True  # the test hook: done, the answer never leaves
             return
+        if planned is not None and planned[0] == "drop":
+            self.close_connection = True
+            return
+        if planned is not None and planned[0] == "slow":
+            time.sleep(planned[1])
         if knobs is not None and path != "/api/test/access":
             if _happens(knobs.drop_rate):
                 self.close_connection = True  # done, but the answer never leaves

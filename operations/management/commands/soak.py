@@ -51,6 +51,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--latency-ms", type=int, default=50, help="Added to every simulated call (50)."
         )
+        parser.add_argument(
+            "--forbidden-rate",
+            default="0.05",
+            help="MT5 Web API stand-in: share of calls answered 403, the session forgotten (0.05).",
+        )
+        parser.add_argument(
+            "--drop-rate",
+            default="0.05",
+            help="MT5 Web API stand-in: share of calls whose connection drops after the work "
+            "is done (0.05).",
+        )
         parser.add_argument("--rate", type=float, default=1.0, help="Traffic multiplier (1).")
         parser.add_argument("--accounts", type=int, default=30, help="MT5 accounts (30).")
         parser.add_argument("--licenses", type=int, default=20, help="Licenses (20).")
@@ -106,6 +117,10 @@ class Command(BaseCommand):
         except SetupError as exc:
             raise CommandError(f"setup failed: {exc}") from exc
         error_rate = Decimal(options["error_rate"])
+        forbidden_rate, drop_rate = (
+            Decimal(options["forbidden_rate"]),
+            Decimal(options["drop_rate"]),
+        )
         workload = Workload(world=world, base_url=base_url, tally=tally, rate=options["rate"])
         scope = Scope(
             since=started,
@@ -118,10 +133,17 @@ class Command(BaseCommand):
             press_pass_prefix=f"pp-{tag}-",
         )
         try:
-            knobs_turn_on(world, error_rate=error_rate, latency_ms=options["latency_ms"])
+            knobs_turn_on(
+                world,
+                error_rate=error_rate,
+                latency_ms=options["latency_ms"],
+                forbidden_rate=forbidden_rate,
+                drop_rate=drop_rate,
+            )
             self.say(
                 f"faults on: {error_rate} of simulated calls fail, {options['latency_ms']} ms "
-                f"late; traffic for {options['minutes']:g} min"
+                f"late (MT5 Web API stand-in: also {forbidden_rate} answered 403, {drop_rate} "
+                f"dropped after the work); traffic for {options['minutes']:g} min"
             )
             workload.run(options["minutes"] * 60, say=self.say)
             self.say(f"traffic stopped: {workload.progress()}; draining (faults still on)")
@@ -166,6 +188,13 @@ class Command(BaseCommand):
             ),
             product=options["product"] or self._product(base_url),
             broker_flushed=sentinel.gone(),
+            webapi_faults=(
+                f"; the MT5 Web API stand-in also answered {_percent(forbidden_rate)} of its "
+                f"calls HTTP 403 (session forgotten) and dropped the connection after the work "
+                f"on {_percent(drop_rate)}"
+                if settings.MT5_GATEWAY.endswith("WebApiMT5Gateway")
+                else ""
+            ),
         )
         text = report_text(run, tally, checks)
         self.stdout.write("")
@@ -215,6 +244,10 @@ class Command(BaseCommand):
     def _product(self, base_url: str) -> str:
         cache = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
         return f"web at {base_url}, worker and beat, on {connection.vendor} with {cache}"
+
+
+def _percent(rate: Decimal) -> str:
+    return f"{float(rate) * 100:g}%"
 
 
 class BrokerSentinel:
