@@ -598,6 +598,10 @@ BONUS_MANUAL_LIMITS = {
 # A deposit trigger (or promo code) with an amount and no deal_id is matched to a real
 # deposit of that amount on the account made within this many days.
 BONUS_DEPOSIT_MATCH_DAYS = env.int("BONUS_DEPOSIT_MATCH_DAYS", default=7)
+# An MT5 write whose answer was lost is looked up again this soon (then 2x, 4x, ...) for this
+# many attempts, before the beat's resolver (every minute) is its only way out.
+BONUS_RESOLVE_SOON_SECONDS = env.float("BONUS_RESOLVE_SOON_SECONDS", default=5.0)
+BONUS_RESOLVE_SOON_ATTEMPTS = env.int("BONUS_RESOLVE_SOON_ATTEMPTS", default=3)
 
 # --- Trading sessions (docs/trading.md) ------------------------------------------------------
 # A signal older than this when it arrives is recorded as stale and trades nothing.

@@ -25,7 +25,7 @@ from .grants import (
     trigger_promo_code,
     trigger_registration,
 )
-from .ledger import intents_resolve
+from .ledger import intents_resolve, operation_execute
 from .leverage import bonus_override_leverage, leverage_sync
 from .lifecycle import (
     bonus_cancel,
@@ -60,6 +60,7 @@ __all__ = [
     "leverage_sync",
     "manual_credit_today",
     "manual_limit_of",
+    "operation_execute",
     "trade_deal_convert",
     "trigger_deposit",
     "trigger_promo_code",

@@ -14,9 +14,12 @@ How one write is sent (`intent_execute`), outside any transaction:
 
 An operation's writes (a conversion's credit-out and balance-in; a drawdown's close and
 credit-outs) are sent in creation order; a write whose outcome is not known yet stops the
-operation until `intents_resolve` comes back to it. A balance-in is never sent after an
-earlier write of its operation failed: it is abandoned (failed) instead, so no balance is paid
-for credit that was not taken back.
+operation until it is resolved: a few seconds later by `bonuses.resolve_operation`, queued
+when the outcome became unknown (`BONUS_RESOLVE_SOON_SECONDS`, doubling, for
+`BONUS_RESOLVE_SOON_ATTEMPTS` attempts), and in any case by `intents_resolve` (beat, every
+minute), so a lost answer delays a client's credit by seconds, not by the beat's minute.
+A balance-in is never sent after an earlier write of its operation failed: it is abandoned
+(failed) instead, so no balance is paid for credit that was not taken back.
 """
 
 import uuid
@@ -25,6 +28,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
@@ -92,6 +96,8 @@ def operation_execute(operation: uuid.UUID) -> list[CreditIntent]:
         if intent.status == Status.FAILED:
             failed_before = True
         elif intent.status != Status.DONE:
+            if intent.status == Status.UNKNOWN:
+                _resolve_soon(operation, intent)
             break  # outcome not known yet: the rest waits, in order, for the resolver
     if activated_type_a:
         from .leverage import leverage_sync
@@ -163,6 +169,25 @@ def intents_resolve(*, limit: int = 200) -> dict[str, int]:
 
 
 # --- Internals -------------------------------------------------------------------------------
+
+
+def _resolve_soon(operation: uuid.UUID, intent: CreditIntent) -> None:
+    """Queue one more look at an unknown write after a short, doubling delay (never raises:
+    the beat resolver comes back anyway)."""
+    attempts = max(1, intent.attempts)
+    if attempts > settings.BONUS_RESOLVE_SOON_ATTEMPTS:
+        return
+    delay = settings.BONUS_RESOLVE_SOON_SECONDS * 2 ** (attempts - 1)
+
+    def send() -> None:
+        from bonuses import tasks
+
+        try:
+            tasks.resolve_operation.apply_async(args=[str(operation)], countdown=delay)
+        except Exception:
+            logger.exception("could not queue the resolution of operation %s", operation)
+
+    transaction.on_commit(send)
 
 
 def claim_lease() -> timedelta:

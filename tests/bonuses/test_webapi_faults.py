@@ -280,3 +280,55 @@ def test_a_read_the_server_was_too_busy_for_is_asked_once_more_and_a_write_is_no
     assert Bonus.objects.get(login=login).status == "active"
     assert credit_deals(login).count() == 1
     assert_written_once(login)
+
+
+def test_a_lost_credit_answer_is_looked_up_again_within_seconds_not_at_the_next_beat(
+    webapi, watched, campaign_factory, settings
+):
+    """The client's credit waits for the resolver: the unknown write queues its own look-up
+    (`bonuses.resolve_operation`, 5 s, then 10 s, 20 s), the beat remaining the safety net."""
+    from unittest import mock
+
+    from bonuses import tasks
+
+    login = grant_a_type_a_bonus(watched, campaign_factory)
+    webapi.fail_next(BALANCE, "drop")
+    with mock.patch.object(tasks.resolve_operation, "apply_async") as queued:
+        monitor_sweep()
+    [credit_in] = CreditIntent.objects.filter(bonus__login=login, kind="credit_in")
+    assert credit_in.status == "unknown"
+    queued.assert_called_once_with(args=[str(credit_in.operation)], countdown=5.0)
+
+    # The worker runs it 5 s later: found by its comment, not sent again.
+    assert tasks.resolve_operation(str(credit_in.operation)) == {"done": 1}
+    credit_in.refresh_from_db()
+    assert credit_in.status == "done"
+    assert credit_deals(login).count() == 1
+    assert Bonus.objects.get(login=login).status == "active"
+
+
+def test_the_quick_look_ups_of_an_unknown_write_stop_after_their_attempts(
+    webapi, watched, campaign_factory, settings
+):
+    from unittest import mock
+
+    from bonuses import tasks
+
+    settings.BONUS_RESOLVE_SOON_ATTEMPTS = 2
+    login = grant_a_type_a_bonus(watched, campaign_factory)
+    webapi.fail_next(BALANCE, "drop")
+    with mock.patch.object(tasks.resolve_operation, "apply_async") as queued:
+        monitor_sweep()  # attempt 1: unknown, look again in 5 s
+        [credit_in] = CreditIntent.objects.filter(bonus__login=login, kind="credit_in")
+        # The server stays busy (retcode 9 to every call): the look-ups cannot tell.
+        SimulatorKnobs.objects.update_or_create(server="mt5_webapi", defaults={"error_rate": 1})
+        tasks.resolve_operation(str(credit_in.operation))  # attempt 2: still unknown, 10 s
+        tasks.resolve_operation(str(credit_in.operation))  # attempt 3: the beat's job now
+    credit_in.refresh_from_db()
+    assert (credit_in.status, credit_in.attempts) == ("unknown", 3)
+    assert [call.kwargs["countdown"] for call in queued.call_args_list] == [5.0, 10.0]
+    SimulatorKnobs.objects.filter(server="mt5_webapi").update(error_rate=0)
+    intents_resolve()
+    credit_in.refresh_from_db()
+    assert credit_in.status == "done"
+    assert credit_deals(login).count() == 1
