@@ -704,6 +704,8 @@ MT5_WEBAPI_CERT_SHA256 = env.str("MT5_WEBAPI_CERT_SHA256", default="")
 MT5_WEBAPI_TIME_OFFSET_SECONDS = env.int("MT5_WEBAPI_TIME_OFFSET_SECONDS", default=None)
 MT5_WEBAPI_GROUP_MASK = env.str("MT5_WEBAPI_GROUP_MASK", default="*")
 MT5_WEBAPI_BATCH_SIZE = env.int("MT5_WEBAPI_BATCH_SIZE", default=1000)
+# Authenticated connections per process (each its own session); threads share them.
+MT5_WEBAPI_CONNECTIONS = env.int("MT5_WEBAPI_CONNECTIONS", default=4)
 
 # The broker's MT5 demo server, where the demo pool makes its accounts
 # (DEMO_GATEWAY=gateways.demo.webapi.WebApiDemoGateway): its own Web API connection and

@@ -60,6 +60,7 @@ from ..types import (
 )
 from .client import (
     GATEWAY,
+    Stats,
     WebApiClient,
     parse_decimal,
     parse_int,
@@ -67,6 +68,7 @@ from .client import (
     parse_server_time,
     server_seconds,
 )
+from .pool import ClientPool
 
 USER_RIGHT_ENABLED = 1
 DEAL_BALANCE = 2
@@ -158,6 +160,25 @@ def _parsed(*, write: bool):
     return wrap
 
 
+def _session(method):
+    """Run the method on one pooled session, taken for its whole duration (a dealer request
+    and its results must share a connection); a nested call keeps the caller's session."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        local = self._local
+        if getattr(local, "client", None) is not None:
+            return method(self, *args, **kwargs)
+        with self.pool.session() as client:
+            local.client = client
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                local.client = None
+
+    return call
+
+
 def _strong_password() -> str:
     # MT5 asks for lower, upper, digit and a special character (investor password: unused).
     body = secrets.token_urlsafe(9).replace("-", "x").replace("_", "y")[:10]
@@ -165,7 +186,9 @@ def _strong_password() -> str:
 
 
 class WebApiMT5Gateway:
-    """A manager session on an MT5 server's Web API (one connection per instance)."""
+    """Manager sessions on an MT5 server's Web API: a pool of at most
+    `MT5_WEBAPI_CONNECTIONS` authenticated connections per instance (`connections=`), each
+    call on one of them. Thread-safe: threads run their calls on different connections."""
 
     def __init__(
         self,
@@ -177,6 +200,7 @@ class WebApiMT5Gateway:
         batch_size: int | None = None,
         time_offset_seconds: int | None = None,
         client: WebApiClient | None = None,
+        connections: int | None = None,
     ) -> None:
         self._options = {
             "url": url,
@@ -186,21 +210,41 @@ class WebApiMT5Gateway:
         }
         self._group_mask = group_mask
         self._batch_size = batch_size
-        self._client = client
-        self._client_lock = threading.Lock()
+        self._connections = connections
+        self._pool = ClientPool.of(client) if client is not None else None
+        self._pool_lock = threading.Lock()
+        self._local = threading.local()
         self._currencies: dict[str, str] = {}
         self._deal_times: dict[int, int] = {}  # ticket -> server seconds
 
     # --- Configuration --------------------------------------------------------------------
 
     @property
+    def pool(self) -> ClientPool:
+        """The sessions, built from settings on first use."""
+        if self._pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    size = self._connections or settings.MT5_WEBAPI_CONNECTIONS
+                    self._pool = ClientPool(
+                        self._build_client,
+                        max(1, int(size)),
+                        wait_seconds=settings.MT5_REQUEST_TIMEOUT_SECONDS,
+                    )
+        return self._pool
+
+    @property
     def client(self) -> WebApiClient:
-        """The session, built from settings on first use."""
-        if self._client is None:
-            with self._client_lock:
-                if self._client is None:
-                    self._client = self._build_client()
-        return self._client
+        """The session this thread's call runs on (outside a call: the one it would use)."""
+        return getattr(self._local, "client", None) or self.pool.peek()
+
+    def stats(self) -> Stats:
+        """HTTP calls, bytes and logins of every session so far."""
+        return self.pool.stats()
+
+    def close(self) -> None:
+        """Log every session out."""
+        self.pool.close()
 
     def _build_client(self) -> WebApiClient:
         url = self._options["url"] or settings.MT5_WEBAPI_URL
@@ -241,11 +285,13 @@ class WebApiMT5Gateway:
 
     # --- The Protocol ---------------------------------------------------------------------
 
+    @_session
     def ping(self) -> None:
         """Return if the session answers `/api/test/access`."""
         self.client.ping()
 
     @_parsed(write=False)
+    @_session
     def get_states(self, logins: Iterable[int]) -> dict[int, AccountState]:
         """Balance, credit, equity, leverage of `logins`: one call per batch, two when some
         accounts are idle (no trade state on the server since its restart)."""
@@ -270,6 +316,7 @@ class WebApiMT5Gateway:
         return {login: states[login] for login in wanted if login in states}
 
     @_parsed(write=False)
+    @_session
     def get_accounts(self, logins: Iterable[int]) -> dict[int, MT5Account]:
         """The accounts of `logins`; unknown logins are absent."""
         wanted = sorted({int(login) for login in logins})
@@ -291,6 +338,7 @@ class WebApiMT5Gateway:
         return accounts
 
     @_parsed(write=False)
+    @_session
     def list_logins(self) -> list[int]:
         """Every login in the groups of MT5_WEBAPI_GROUP_MASK, ascending."""
         answer = self.client.call("/api/user/logins", {"group": self.group_mask})
@@ -298,6 +346,7 @@ class WebApiMT5Gateway:
         return sorted({parse_int(item) for item in body if parse_int(item)})
 
     @_parsed(write=False)
+    @_session
     def list_groups(self) -> list[str]:
         """The groups the manager sees that match the mask, sorted."""
         total_answer = _answer_object(self.client.call("/api/group/total"))
@@ -316,6 +365,7 @@ class WebApiMT5Gateway:
         return sorted(name for name in names if mask_matches(self.group_mask, name))
 
     @_parsed(write=False)
+    @_session
     def list_countries(self) -> list[str]:
         """The countries of the accounts in the mask's groups, sorted."""
         countries: set[str] = set()
@@ -325,6 +375,7 @@ class WebApiMT5Gateway:
         return sorted(countries)
 
     @_parsed(write=False)
+    @_session
     def get_deals(
         self, *, cursors: Mapping[int, int], since: datetime | None = None
     ) -> list[MT5Deal]:
@@ -360,6 +411,7 @@ class WebApiMT5Gateway:
         return sorted(deals, key=lambda deal: deal.ticket)
 
     @_parsed(write=False)
+    @_session
     def get_positions(self, logins: Iterable[int]) -> list[MT5Position]:
         """The open positions of `logins`, by ticket."""
         return sorted(
@@ -368,6 +420,7 @@ class WebApiMT5Gateway:
         )
 
     @_parsed(write=True)
+    @_session
     def close_positions(self, login: int, *, comment: str) -> list[int]:
         """Close every open position of `login` by dealer requests; the closing deals' tickets."""
         check_comment(comment)
@@ -403,16 +456,19 @@ class WebApiMT5Gateway:
         return self._await_results(ids)
 
     @_parsed(write=True)
+    @_session
     def post_balance(self, login: int, amount: Decimal, *, comment: str) -> int:
         """Deposit or withdraw (trade/balance type 2); a withdrawal checks the free margin."""
         return self._trade_balance(login, amount, comment=comment, kind=DEAL_BALANCE)
 
     @_parsed(write=True)
+    @_session
     def post_credit(self, login: int, amount: Decimal, *, comment: str) -> int:
         """Add or remove credit (trade/balance type 3)."""
         return self._trade_balance(login, amount, comment=comment, kind=DEAL_CREDIT)
 
     @_parsed(write=True)
+    @_session
     def set_leverage(self, login: int, leverage: int) -> None:
         """Set 1:`leverage` (user/update); MT5 allows 1..500."""
         leverage = int(leverage)
@@ -430,6 +486,7 @@ class WebApiMT5Gateway:
             )
 
     @_parsed(write=True)
+    @_session
     def create_account(
         self,
         *,
@@ -477,6 +534,7 @@ class WebApiMT5Gateway:
         return self._account(user, equity={}, offset=self._offset())
 
     @_parsed(write=True)
+    @_session
     def change_password(self, login: int, password: str) -> None:
         """Replace the main password (user/change_password, password in the body)."""
         if len(password) < MIN_PASSWORD_LENGTH:
@@ -491,6 +549,7 @@ class WebApiMT5Gateway:
         )
 
     @_parsed(write=True)
+    @_session
     def set_enabled(self, login: int, enabled: bool) -> None:
         """Set or clear USER_RIGHT_ENABLED in the account's Rights."""
         user = self._require_user(int(login))
@@ -499,6 +558,7 @@ class WebApiMT5Gateway:
         self._update(login, {"rights": rights}, {"Rights": str(rights)})
 
     @_parsed(write=False)
+    @_session
     def find_deal_by_comment(self, login: int, comment: str) -> MT5Deal | None:
         """The latest deal of `login` carrying exactly `comment` in the last FIND_DEAL_WINDOW."""
         offset = self._offset()

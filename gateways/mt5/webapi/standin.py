@@ -155,6 +155,10 @@ class MT5WebAPIStandIn:
         self._open_lock = threading.Lock()
         self._planned: dict[str, list[tuple[str, float]]] = {}
         self._planned_lock = threading.Lock()
+        # What the pool tests and the benchmark read: connections open at once at most, and
+        # handshakes that succeeded.
+        self.peak_connections = 0
+        self.logins = 0
         self._dealer = threading.Thread(target=self._dealer_loop, name="standin-dealer")
         self._dealer.daemon = True
         self._dealer.start()
@@ -274,6 +278,8 @@ class MT5WebAPIStandIn:
         except ValueError:
             raise RetcodeError(3) from None
         session.authenticated = True
+        with self._open_lock:
+            self.logins += 1
         return {
             "version_access": VERSION_ACCESS,
             "version_trade": VERSION_TRADE,
@@ -357,6 +363,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.session = _Session()
         with self.standin._open_lock:
             self.standin._open.add(self)
+            self.standin.peak_connections = max(
+                self.standin.peak_connections, len(self.standin._open)
+            )
 
     def hang_up(self) -> None:
         """Close the connection from outside its thread (the server stops)."""
