@@ -39,9 +39,7 @@ def _slow_answers(ms: int) -> None:
     SimulatorKnobs.objects.update_or_create(server="mt5_webapi", defaults={"latency_ms": ms})
 
 
-def test_many_threads_use_at_most_the_configured_connections_each_authenticated(
-    standin, market
-):
+def test_many_threads_use_at_most_the_configured_connections_each_authenticated(standin, market):
     url, server = standin
     logins = [market.add_account(balance=100 + n) for n in range(6)]
     gateway = _gateway(url, connections=3)
