@@ -7,15 +7,24 @@ that dies mid-way leaves it processing until its lease ends, then it is taken ag
 receivers' services are idempotent on the deal ticket, so a retry after a crash changes
 nothing twice. Events of one login are handled in the order they were recorded: one that
 fails holds back the later ones of its login.
+
+Different logins are handled in parallel by `MONITOR_DISPATCH_THREADS` threads (on
+PostgreSQL, outside a transaction: each thread has its own database connection, which would
+not see an open transaction's rows), so a grant waiting for its MT5 writes does not hold up
+the next account's: every login's events stay on one thread, in order, and the claim and the
+bonus engine's intents make each one happen once whichever thread or worker runs it.
 """
 
 import logging
 import random
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection, connections
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -38,27 +47,63 @@ def account_events_dispatch(
     *, logins: Iterable[int] | None = None, limit: int | None = None
 ) -> DispatchResult:
     """Hand every due open event (of `logins`, or all) to the receivers, oldest first."""
-    result = DispatchResult()
     now = timezone.now()
     open_events = AccountEvent.objects.filter(status__in=OPEN).order_by("login", "id")
     if logins is not None:
         open_events = open_events.filter(login__in=list(logins))
-    blocked: set[int] = set()
+    by_login: dict[int, list[AccountEvent]] = {}
     for event in open_events[: limit or settings.MONITOR_DISPATCH_LIMIT]:
-        if event.login in blocked:
-            result.held += 1
-            continue
+        by_login.setdefault(event.login, []).append(event)
+    threads = min(max(1, settings.MONITOR_DISPATCH_THREADS), len(by_login))
+    if threads <= 1 or connection.vendor != "postgresql" or connection.in_atomic_block:
+        result = DispatchResult()
+        for events in by_login.values():
+            _dispatch_login(events, now, result)
+        return result
+    return _dispatch_parallel(list(by_login.values()), now, threads)
+
+
+def _dispatch_login(events: list[AccountEvent], now, result: DispatchResult) -> None:
+    """One login's events in order; the first that is not handled holds back the rest."""
+    for index, event in enumerate(events):
         if not _claim(event, now):
             # Not due yet, or another worker holds it: later events of the login wait.
-            blocked.add(event.login)
-            result.held += 1
-            continue
+            result.held += len(events) - index
+            return
         if _handle(event):
             result.handled += 1
         else:
-            blocked.add(event.login)
             result.failed += 1
-    return result
+            result.held += len(events) - index - 1
+            return
+
+
+def _dispatch_parallel(work: list[list[AccountEvent]], now, threads: int) -> DispatchResult:
+    """Logins shared out to `threads` threads, each taking the next login when it is done."""
+    pending = iter(work)
+    lock = threading.Lock()
+
+    def drain() -> DispatchResult:
+        result = DispatchResult()
+        try:
+            while True:
+                with lock:
+                    events = next(pending, None)
+                if events is None:
+                    return result
+                _dispatch_login(events, now, result)
+        finally:
+            connections.close_all()  # this thread's connections; the thread ends here
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dispatch") as pool:
+        futures = [pool.submit(drain) for _ in range(threads)]
+    total = DispatchResult()
+    for future in futures:
+        part = future.result()  # a thread's unexpected error is raised here, as inline
+        total.handled += part.handled
+        total.failed += part.failed
+        total.held += part.held
+    return total
 
 
 def _claim(event: AccountEvent, now) -> bool:
