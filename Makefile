@@ -87,9 +87,12 @@ format: install-dev
 
 ## bench: benchmarks, medians against a baseline measured in the same run
 BENCH_MONITOR_ACCOUNTS ?= 1000 10000 100000
+# The same sweeps through the Web API client and the stand-in (PostgreSQL), beside the simulated.
+BENCH_WEBAPI_ACCOUNTS ?= 10000 100000
 bench: install-dev
 	$(BIN)/python -m bench
 	for n in $(BENCH_MONITOR_ACCOUNTS); do $(BIN)/python manage.py bench_monitor --accounts $$n || exit 1; done
+	for n in $(BENCH_WEBAPI_ACCOUNTS); do $(BIN)/python manage.py bench_monitor --gateway webapi --accounts $$n --repeat 3 --deposit-rounds 1 || exit 1; done
 	$(BIN)/python manage.py bench_pool --concurrency 100 --requests 1000
 	$(BIN)/python manage.py bench_license
 	$(BIN)/python manage.py bench_signals --sessions 10000

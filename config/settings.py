@@ -407,6 +407,8 @@ HEARTBEAT_SECONDS = env.float("HEARTBEAT_SECONDS", default=30.0)
 MONITOR_SWEEP_SECONDS = env.float("MONITOR_SWEEP_SECONDS", default=1.0)
 MONITOR_DISCOVERY_SECONDS = env.float("MONITOR_DISCOVERY_SECONDS", default=60.0)
 MONITOR_BATCH_SIZE = env.int("MONITOR_BATCH_SIZE", default=1000)
+# Batches an in-process sweep (`monitor_sweep`) runs at once (threads, PostgreSQL only).
+MONITOR_SWEEP_THREADS = env.int("MONITOR_SWEEP_THREADS", default=4)
 # Batches go to the workers as tasks; off, beat's worker sweeps them all itself.
 MONITOR_FAN_OUT = env.bool("MONITOR_FAN_OUT", default=True)
 MONITOR_PAUSE_AFTER_ERRORS = env.int("MONITOR_PAUSE_AFTER_ERRORS", default=5)

@@ -17,19 +17,18 @@ bonus engine's intents make each one happen once whichever thread or worker runs
 
 import logging
 import random
-import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, connections
 from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import AccountEvent
 from accounts.signals import account_event_recorded
+
+from .parallel import in_threads, threads_for
 
 logger = logging.getLogger(__name__)
 
@@ -54,56 +53,30 @@ def account_events_dispatch(
     by_login: dict[int, list[AccountEvent]] = {}
     for event in open_events[: limit or settings.MONITOR_DISPATCH_LIMIT]:
         by_login.setdefault(event.login, []).append(event)
-    threads = min(max(1, settings.MONITOR_DISPATCH_THREADS), len(by_login))
-    if threads <= 1 or connection.vendor != "postgresql" or connection.in_atomic_block:
-        result = DispatchResult()
-        for events in by_login.values():
-            _dispatch_login(events, now, result)
-        return result
-    return _dispatch_parallel(list(by_login.values()), now, threads)
+    threads = threads_for(settings.MONITOR_DISPATCH_THREADS, len(by_login))
+    result = DispatchResult()
+    for part in in_threads(by_login.values(), lambda events: _dispatch_login(events, now), threads):
+        result.handled += part.handled
+        result.failed += part.failed
+        result.held += part.held
+    return result
 
 
-def _dispatch_login(events: list[AccountEvent], now, result: DispatchResult) -> None:
+def _dispatch_login(events: list[AccountEvent], now) -> DispatchResult:
     """One login's events in order; the first that is not handled holds back the rest."""
+    result = DispatchResult()
     for index, event in enumerate(events):
         if not _claim(event, now):
             # Not due yet, or another worker holds it: later events of the login wait.
             result.held += len(events) - index
-            return
+            break
         if _handle(event):
             result.handled += 1
         else:
             result.failed += 1
             result.held += len(events) - index - 1
-            return
-
-
-def _dispatch_parallel(work: list[list[AccountEvent]], now, threads: int) -> DispatchResult:
-    """Logins shared out to `threads` threads, each taking the next login when it is done."""
-    pending = iter(work)
-    lock = threading.Lock()
-
-    def drain() -> DispatchResult:
-        result = DispatchResult()
-        try:
-            while True:
-                with lock:
-                    events = next(pending, None)
-                if events is None:
-                    return result
-                _dispatch_login(events, now, result)
-        finally:
-            connections.close_all()  # this thread's connections; the thread ends here
-
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dispatch") as pool:
-        futures = [pool.submit(drain) for _ in range(threads)]
-    total = DispatchResult()
-    for future in futures:
-        part = future.result()  # a thread's unexpected error is raised here, as inline
-        total.handled += part.handled
-        total.failed += part.failed
-        total.held += part.held
-    return total
+            break
+    return result
 
 
 def _claim(event: AccountEvent, now) -> bool:

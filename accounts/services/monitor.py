@@ -46,6 +46,7 @@ from gateways.errors import GatewayError, PermanentGatewayError
 from gateways.mt5 import AccountState, DealAction, DealEntry, MT5Deal, get_mt5_gateway
 
 from .audit import audit_record
+from .parallel import in_threads, threads_for
 
 logger = logging.getLogger(__name__)
 
@@ -123,15 +124,25 @@ def server_name() -> str:
 
 
 def monitor_sweep(*, batch_size: int | None = None, dispatch: bool = True) -> SweepResult:
-    """One full sweep of every active account, batch after batch in this process.
+    """One full sweep of every active account, its batches in this process.
 
     What operators (`monitor_sweep`, `POST monitoring/sweep/`) and small installs run; the
-    beat entry fans the same batches out to workers (`monitor_sweep_schedule`).
+    beat entry fans the same batches out to workers (`monitor_sweep_schedule`). On PostgreSQL
+    `MONITOR_SWEEP_THREADS` batches run at once (each on its own database connection and,
+    through the Web API, its own MT5 connection), their events dispatched together at the end.
     """
     started = time.perf_counter()
     result = SweepResult()
-    for first, last in batch_ranges(batch_size=batch_size):
-        result.add(monitor_batch(first=first, last=last, dispatch=dispatch))
+    ranges = batch_ranges(batch_size=batch_size)
+    threads = threads_for(settings.MONITOR_SWEEP_THREADS, len(ranges))
+    for part in in_threads(
+        ranges,
+        lambda batch: monitor_batch(
+            first=batch[0], last=batch[1], dispatch=dispatch and threads == 1
+        ),
+        threads,
+    ):
+        result.add(part)
     if dispatch:
         # Also what an earlier run recorded but never handed over (a crash, a failure).
         from .events import account_events_dispatch

@@ -126,6 +126,8 @@ def escape(value: Any) -> str:
     """MT5's parameter escaping (spec 1.7): `=`, `|`, newline and a `\\` that would read as
     an escape get a `\\` in front; any other `\\` is literal, so `demo\\forex` stays as is."""
     text = str(value)
+    if not any(char in text for char in _SPECIAL):
+        return text  # the usual case (logins, tickets, amounts): nothing to escape
     out = []
     for index, char in enumerate(text):
         if char in "=|\n":
