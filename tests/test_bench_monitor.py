@@ -5,6 +5,9 @@ client, and one deposit round checked on the server."""
 import pytest
 from django.test.utils import override_settings
 
+from accounts.services import monitor_discover, monitor_sweep
+from gateways.loading import reset_gateways
+from gateways.mt5 import get_mt5_gateway
 from operations.management.commands.bench_monitor import (
     BENCH_MANAGER,
     WEBAPI,
@@ -14,9 +17,6 @@ from operations.management.commands.bench_monitor import (
     _sample,
     _StandIn,
 )
-from accounts.services import monitor_discover, monitor_sweep
-from gateways.loading import reset_gateways
-from gateways.mt5 import get_mt5_gateway
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
