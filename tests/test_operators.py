@@ -201,3 +201,20 @@ def test_doctor_names_a_beat_entry_whose_task_does_not_exist(settings):
     }
     with pytest.raises(CommandError, match="beat schedule"):
         call_command("doctor")
+
+
+def test_every_command_of_ours_prints_its_help():
+    """`manage.py <command> --help` is an operator's first step: a stray `%` in a help text
+    made argparse crash with a traceback instead (bench_monitor's "1% of accounts")."""
+    from django.core.management import get_commands, load_command_class
+
+    ours = {
+        name: app
+        for name, app in get_commands().items()
+        if not app.startswith(("django", "rest_framework", "celery", "django_"))
+        and (ROOT / app.replace(".", "/")).is_dir()
+    }
+    assert {"bench_monitor", "mt5", "doctor", "bootstrap"} <= set(ours)
+    for name, app in sorted(ours.items()):
+        parser = load_command_class(app, name).create_parser("manage.py", name)
+        assert name in parser.format_help(), name

@@ -62,7 +62,7 @@ class Command(BaseCommand):
             "--deposit-rounds",
             type=int,
             default=2,
-            help="webapi: deposit sweeps per gateway (each with its own 1% of accounts).",
+            help="webapi: deposit sweeps per gateway (each with its own 1%% of accounts).",
         )
         parser.add_argument(
             "--profile", action="store_true", help="Print a cProfile of one quiet sweep and stop."
