@@ -7,7 +7,7 @@ PORT ?= 8000
 export PORT
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test test-browser lint format bench install install-dev doctor clean soak
+.PHONY: run test test-browser lint format bench install install-dev doctor mt5-check clean soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,21 +35,29 @@ MT5_WEBAPI_PORT ?= $(shell echo $$(($(PORT) + 1)))
 MT5_DEMO_PORT ?= $(shell echo $$(($(PORT) + 2)))
 MT5_MANAGER_LOGIN ?= 1000
 MT5_DEMO_MANAGER_LOGIN ?= 2000
-# Made anew at each run, shared by the stand-ins and the product: never a password in the repo.
-NEW_PASSWORD = $(shell $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(12))")
-ifndef MT5_MANAGER_PASSWORD
-MT5_MANAGER_PASSWORD := $(NEW_PASSWORD)
-endif
-ifndef MT5_DEMO_MANAGER_PASSWORD
-MT5_DEMO_MANAGER_PASSWORD := $(NEW_PASSWORD)
-endif
-RUN_ENV := MT5_GATEWAY=gateways.mt5.webapi.gateway.WebApiMT5Gateway \
-	MT5_WEBAPI_URL=http://127.0.0.1:$(MT5_WEBAPI_PORT) MT5_WEBAPI_PORT=$(MT5_WEBAPI_PORT) \
-	MT5_MANAGER_LOGIN=$(MT5_MANAGER_LOGIN) MT5_MANAGER_PASSWORD=$(MT5_MANAGER_PASSWORD) \
-	DEMO_GATEWAY=gateways.demo.webapi.WebApiDemoGateway \
-	MT5_DEMO_URL=http://127.0.0.1:$(MT5_DEMO_PORT) MT5_DEMO_PORT=$(MT5_DEMO_PORT) \
-	MT5_DEMO_MANAGER_LOGIN=$(MT5_DEMO_MANAGER_LOGIN) \
-	MT5_DEMO_MANAGER_PASSWORD=$(MT5_DEMO_MANAGER_PASSWORD)
+MT5_DEMO_SERVER ?= Brokerdesk-Demo
+# The stand-ins' manager passwords: made once into var/mt5-webapi.env (mode 0600, git-ignored),
+# kept across runs so `make doctor MT5=webapi` and `make mt5-check MT5=webapi` beside a running
+# `make run MT5=webapi` use the same ones; never a password in the repo or on a command line.
+MT5_LOCAL_ENV := $(or $(VAR_DIR),var)/mt5-webapi.env
+$(shell test -f $(MT5_LOCAL_ENV) || (mkdir -p $(dir $(MT5_LOCAL_ENV)) && umask 077 && \
+	$(PYTHON) -c "import secrets; [print(f'{k} ?= {secrets.token_urlsafe(12)}') for k in \
+	('MT5_MANAGER_PASSWORD', 'MT5_DEMO_MANAGER_PASSWORD')]" > $(MT5_LOCAL_ENV)))
+include $(MT5_LOCAL_ENV)
+# Exported to these targets' processes through the environment (not on their command line,
+# which every user of the machine can read in `ps`).
+WEBAPI_TARGETS := run doctor mt5-check
+$(WEBAPI_TARGETS): export MT5_GATEWAY := gateways.mt5.webapi.gateway.WebApiMT5Gateway
+$(WEBAPI_TARGETS): export MT5_WEBAPI_URL := http://127.0.0.1:$(MT5_WEBAPI_PORT)
+$(WEBAPI_TARGETS): export MT5_WEBAPI_PORT := $(MT5_WEBAPI_PORT)
+$(WEBAPI_TARGETS): export MT5_MANAGER_LOGIN := $(MT5_MANAGER_LOGIN)
+$(WEBAPI_TARGETS): export MT5_MANAGER_PASSWORD := $(MT5_MANAGER_PASSWORD)
+$(WEBAPI_TARGETS): export DEMO_GATEWAY := gateways.demo.webapi.WebApiDemoGateway
+$(WEBAPI_TARGETS): export MT5_DEMO_URL := http://127.0.0.1:$(MT5_DEMO_PORT)
+$(WEBAPI_TARGETS): export MT5_DEMO_PORT := $(MT5_DEMO_PORT)
+$(WEBAPI_TARGETS): export MT5_DEMO_MANAGER_LOGIN := $(MT5_DEMO_MANAGER_LOGIN)
+$(WEBAPI_TARGETS): export MT5_DEMO_MANAGER_PASSWORD := $(MT5_DEMO_MANAGER_PASSWORD)
+$(WEBAPI_TARGETS): export MT5_DEMO_SERVER := $(MT5_DEMO_SERVER)
 RUN_BANNER := MT5 through the Manager Web API: the live server's stand-in on \
 	http://127.0.0.1:$(MT5_WEBAPI_PORT) (manager $(MT5_MANAGER_LOGIN)), the demo server's on \
 	http://127.0.0.1:$(MT5_DEMO_PORT) (manager $(MT5_DEMO_MANAGER_LOGIN))
@@ -62,11 +70,13 @@ endif
 ## defaults (Ctrl-C stops all); static files are served by the app (WhiteNoise).
 ## `make run MT5=webapi`: the same through the MT5 Manager Web API stand-in (docs/gateways.md)
 run: install
-	$(BIN)/python manage.py bootstrap
+	@# bootstrap seeds the simulated server's state (which the stand-ins serve) and registers its
+	@# accounts with the monitor from it: watched from the first second, even with MT5=webapi.
+	MT5_GATEWAY=gateways.mt5.simulated.SimulatedMT5Gateway $(BIN)/python manage.py bootstrap
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo "Brokerdesk on http://127.0.0.1:$(PORT)/admin/  (API docs: /api/docs/)"
 	@$(if $(RUN_BANNER),echo "$(RUN_BANNER)")
-	@$(RUN_ENV) WEB_PORT=$(PORT) MONITOR_QUEUE=$${MONITOR_QUEUE-monitor} \
+	@WEB_PORT=$(PORT) MONITOR_QUEUE=$${MONITOR_QUEUE-monitor} \
 		$(BIN)/honcho --procfile Procfile.dev start $(RUN_PROCESSES)
 
 ## test: set up and run the tests (PostgreSQL and Redis when DATABASE_URL and REDIS_URL are set)
@@ -106,6 +116,12 @@ soak: install
 
 doctor: install
 	$(BIN)/python manage.py doctor
+
+## mt5-check: connect to the MT5 server(s) as the product does and report (`make mt5-check
+## MT5=webapi` beside `make run MT5=webapi`: the stand-ins)
+mt5-check: install
+	$(BIN)/python manage.py mt5 check
+	$(if $(filter webapi,$(MT5)),$(BIN)/python manage.py mt5 check --demo)
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
