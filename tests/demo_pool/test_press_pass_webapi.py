@@ -115,7 +115,7 @@ def test_a_lost_user_add_answer_during_the_refill_still_makes_one_account_per_re
     servers, pool_config
 ):
     _, demo = servers
-    demo.drop_after["/api/user/add"] = 2  # the first two creations: made, unanswered
+    demo.fail_next("/api/user/add", "drop", times=2)  # the first two creations: made, unanswered
     pool_config(min_available=0, target_buffer=3, provision_batch_size=3, group=DEMO_GROUP)
 
     result = pool_refill()

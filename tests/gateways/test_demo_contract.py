@@ -264,7 +264,7 @@ def test_a_long_idempotency_id_still_fits_mt5s_31_character_comment(webapi):
 
 def test_a_user_add_whose_answer_is_lost_makes_exactly_one_account(webapi):
     gateway, server = webapi
-    server.drop_after["/api/user/add"] = 1  # done on the server, the answer never arrives
+    server.fail_next("/api/user/add", "drop")  # done on the server, the answer never arrives
 
     account = create(gateway, "op-1")
     again = create(gateway, "op-1")
@@ -277,7 +277,8 @@ def test_a_user_add_whose_answer_is_lost_makes_exactly_one_account(webapi):
 def test_when_the_lookup_fails_too_the_retry_finds_the_account_instead_of_adding_another(webapi):
     gateway, server = webapi
     # user/add done and unanswered; the lookup of the marker fails (its resend too).
-    server.drop_after.update({"/api/user/add": 1, "/api/user/logins": 2})
+    server.fail_next("/api/user/add", "drop")
+    server.fail_next("/api/user/logins", "drop", times=2)
 
     with pytest.raises(TransientGatewayError):
         create(gateway, "op-1")
@@ -294,7 +295,7 @@ def test_when_the_lookup_fails_too_the_retry_finds_the_account_instead_of_adding
 
 def test_an_initial_balance_whose_answer_is_lost_is_posted_once(webapi):
     gateway, server = webapi
-    server.drop_after["/api/trade/balance"] = 1
+    server.fail_next("/api/trade/balance", "drop")
 
     account = create(gateway, "op-1")
 
@@ -305,7 +306,8 @@ def test_an_initial_balance_whose_answer_is_lost_is_posted_once(webapi):
 def test_a_retry_after_an_unresolved_balance_posts_it_once(webapi):
     gateway, server = webapi
     # The deposit is booked, unanswered, and its lookup by comment fails (with its resend).
-    server.drop_after.update({"/api/trade/balance": 1, "/api/deal/get_batch": 2})
+    server.fail_next("/api/trade/balance", "drop")
+    server.fail_next("/api/deal/get_batch", "drop", times=2)
 
     with pytest.raises(TransientGatewayError):
         create(gateway, "op-1")
@@ -379,7 +381,7 @@ def test_without_mt5_demo_group_the_pools_group_is_used_for_the_add_and_the_look
 ):
     gateway, server = webapi
     settings.MT5_DEMO_GROUP = ""  # the stand-in made its demo group before this
-    server.drop_after["/api/user/add"] = 1
+    server.fail_next("/api/user/add", "drop")
 
     account = create(gateway, "op-1", group=DEMO_GROUP)
 

@@ -88,8 +88,7 @@ class MT5WebAPIStandIn:
     `time.time`, so time-machine moves it) are hooks for tests.
     `time_offset_seconds` puts the trade server that many seconds ahead of UTC.
     `denied_rights` names manager rights the manager lacks (retcode 8 where they are needed).
-    `drop_after` (path -> count) is a test hook: the next `count` calls to `path` are done,
-    then their connection closes unanswered (an unknown outcome, aimed at one endpoint);
+    `fail_next()` puts one fault on the next calls of one endpoint (tests);
     `max_accounts` makes user/add answer 3002 (logins range exhausted) past that many accounts.
     """
 
@@ -124,7 +123,6 @@ class MT5WebAPIStandIn:
         # The demo pool's group exists on a fresh demo server before any account is in it.
         demo_group = getattr(settings, "MT5_DEMO_GROUP", "") if server == "demo" else ""
         self.groups = tuple(groups) + ((demo_group,) if demo_group else ())
-        self.drop_after: dict[str, int] = {}
         self.max_accounts: int | None = None  # the login range's size, for tests of 3002
         self.server_name = server_name or getattr(settings, "MT5_SERVER", "Brokerdesk-Sim")
         unknown = set(denied_rights) - set(RIGHTS.values())
@@ -496,10 +494,6 @@ class _Handler(BaseHTTPRequestHandler):
             extra = standin.request_results(session, ids)
         else:
             extra = endpoint(Call(query, body, standin.time_offset_seconds, standin, session))
-        if standin.drop_after.get(path):
-            standin.drop_after[path] -= 1
-            self.close_connection = True  # the test hook: done, the answer never leaves
-            return
         if planned is not None and planned[0] == "drop":
             self.close_connection = True
             return
