@@ -18,6 +18,13 @@ class PressPassNotFoundError(NotFoundError):
     default_detail = "This user has no active press pass."
 
 
+class CredentialsRotatingError(ConflictError):
+    code = "credentials_rotating"
+    default_detail = (
+        "This press pass's password is being changed by another request; try again shortly."
+    )
+
+
 class ActivationRequestNotFoundError(NotFoundError):
     code = "request_not_found"
     default_detail = "No activation request with this id."

@@ -206,6 +206,12 @@ class PressPass(models.Model):
     activated_at = models.DateTimeField(default=timezone.now, db_index=True)
     expires_at = models.DateTimeField(db_index=True)
     expired_at = models.DateTimeField(null=True, blank=True)
+    rotating_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="A password rotation (hand-over or resend) holds the pass until then.",
+    )
 
     class Meta:
         ordering = ["-activated_at", "-id"]
@@ -283,8 +289,9 @@ class ActivationReplay(models.Model):
     The answer (it may hold the one-time link) is sealed with a key derived from the
     idempotency key (HKDF, as a link seals its payload), then encrypted under the keyring and
     bound to this row: the database, even with the keyring, does not open it without the key.
-    Rows are written with their answer in the activation's own transaction, so a failed
-    activation leaves none; expired ones are purged as activations with a key come in.
+    A row is written (without an answer) before the activation runs and gets the answer
+    after it; a failed activation removes its row; expired ones are purged as activations
+    with a key come in.
     """
 
     key_hash = models.CharField(max_length=64, unique=True, editable=False)

@@ -201,6 +201,26 @@ def check_web_api_path(run: MakeRun, env: dict[str, str]) -> None:
     journal = rf"^\S* ?mt5demo\.1 +\|.*manager {env['MT5_DEMO_MANAGER_LOGIN']} authorized"
     assert re.search(journal, run.output(), re.M), run.output()[-4000:]
 
+    # A press pass is handed out from it, its password changed on the demo server by
+    # user/change_password, and then again by a resend. On SQLite the demo stand-in shares
+    # the database file: a transaction held across that call would hold the one write lock
+    # the stand-in needs (found by a newcomer: the activation timed out and stayed queued).
+    activate = requests.post(
+        f"{run.url}/api/v1/demo/press-pass/activate/",
+        json={"user_id": "make-run", "real_name": "Jane Doe", "delivery_method": "api"},
+        headers={**headers, "Idempotency-Key": os.urandom(16).hex()},
+        timeout=60,
+    )
+    assert activate.status_code == 201, f"{activate.text}\n{run.output()[-4000:]}"
+    assert requests.get(activate.json()["delivery"]["link"], timeout=10).status_code == 200
+    resend = requests.post(
+        f"{run.url}/api/v1/demo/accounts/resend-credentials/",
+        json={"user_id": "make-run", "delivery_method": "api", "contact_info": ""},
+        headers=headers,
+        timeout=60,
+    )
+    assert resend.status_code == 201, f"{resend.text}\n{run.output()[-4000:]}"
+
     # The manager password reaches the processes through their environment: no command line
     # (which every user can read in `ps`) carries it.
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):

@@ -245,8 +245,17 @@ class ResendView(APIView):
 
     @extend_schema(
         request=ResendInputSerializer,
-        responses={201: ResentSerializer, 404: DemoErrorSerializer, 503: DemoErrorSerializer},
-        description="A new password and a new delivery; earlier links stop working.",
+        responses={
+            201: ResentSerializer,
+            404: DemoErrorSerializer,
+            409: DemoErrorSerializer,
+            503: DemoErrorSerializer,
+        },
+        description=(
+            "A new password and a new delivery; earlier links stop working. 409 "
+            "`credentials_rotating` while another change of this pass's password outlasts "
+            "the wait."
+        ),
     )
     def post(self, request):
         data = ResendInputSerializer(data=request.data)

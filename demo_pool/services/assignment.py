@@ -5,17 +5,21 @@ gateway and hands it to `delivery`. When the pool is empty the activation waits 
 The claim (`FOR UPDATE SKIP LOCKED`, then a conditional UPDATE) and the new press pass are
 one short transaction; on PostgreSQL one statement (`_CLAIM_AND_OPEN_SQL`). No two
 activations ever get the same account, and a second pass for the user (409) undoes the claim.
-The gateway call comes after that commits, under the press pass's row lock, which a resend
-takes too: the server's password, the stored one and the last link always agree. If the
+The gateway call comes after that commits, outside any transaction, under the press pass's
+rotation lease, which a resend takes too: the server's password, the stored one and the last
+link always agree. If the
 hand-over fails, the claim is undone and the account goes back to the pool.
 """
 
 import secrets
 import string
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -24,6 +28,7 @@ from delivery.models import Delivery
 from delivery.services import DeliveryResult, delivery_create, delivery_resend
 from demo_pool.errors import (
     ActivationQueuedError,
+    CredentialsRotatingError,
     DemoServerUnavailableError,
     PressPassActiveError,
     PressPassNotFoundError,
@@ -38,6 +43,7 @@ Status = DemoAccount.Status
 ReqStatus = ActivationRequest.Status
 HANDED_TO_CALLER = (Delivery.Method.API, Delivery.Method.QR)
 _SYMBOLS = "!#$%*+-=?@_"
+_ROTATION_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,7 @@ def _claim_and_open(
         "status": PressPass.Status.ACTIVE,
         "delivery_id": None,
         "expired_at": None,
+        "rotating_until": None,
     }
     columns = [field.attname for field in PressPass._meta.concrete_fields]
     press_pass = PressPass.from_db(connection.alias, columns, [row[name] for name in columns])
@@ -242,69 +249,135 @@ def _release(press_pass: PressPass, account: DemoAccount) -> None:
         _unclaim(account)
 
 
+def rotation_lease_seconds() -> float:
+    """Longer than any one password change can take: a call may wait for a pooled
+    connection, shake hands again and then time out (`MT5_REQUEST_TIMEOUT_SECONDS` each)."""
+    return 4 * float(settings.MT5_REQUEST_TIMEOUT_SECONDS)
+
+
+def _rotation_wait() -> None:
+    """One pause of a rotation waiting for another one of the same pass to finish."""
+    time.sleep(_ROTATION_POLL_SECONDS)
+
+
+def _lease_rotation(press_pass: PressPass, *, wait_seconds: float):
+    """Take the pass's rotation lease (committed at once, so no transaction is open while the
+    demo server is called), waiting up to `wait_seconds` for another rotation to finish:
+    the lease's end, which is also its token. 404 if the pass is no longer active; 409
+    `credentials_rotating` if the other rotation outlasts the wait."""
+    deadline = time.monotonic() + wait_seconds
+    lease = timedelta(seconds=rotation_lease_seconds())
+    while True:
+        now = timezone.now()
+        until = now + lease
+        mine = PressPass.objects.filter(pk=press_pass.pk, status=PressPass.Status.ACTIVE).filter(
+            Q(rotating_until__isnull=True) | Q(rotating_until__lte=now)
+        )
+        if mine.update(rotating_until=until):
+            return until
+        if not PressPass.objects.filter(pk=press_pass.pk, status=PressPass.Status.ACTIVE).exists():
+            raise PressPassNotFoundError()
+        if time.monotonic() >= deadline:
+            raise CredentialsRotatingError()
+        _rotation_wait()
+
+
+def _end_lease(press_pass: PressPass, until) -> None:
+    PressPass.objects.filter(pk=press_pass.pk, rotating_until=until).update(rotating_until=None)
+
+
 @sensitive_variables()
 def _rotate_and_deliver(
-    press_pass: PressPass, account: DemoAccount, *, method: str, contact: str, resend: bool, actor
+    press_pass: PressPass,
+    account: DemoAccount,
+    *,
+    method: str,
+    contact: str,
+    resend: bool,
+    actor,
+    wait_seconds: float,
 ) -> DeliveryResult:
-    """Inside a transaction holding the press pass's row lock: a fresh password stored
-    encrypted, set through the gateway, delivered (a resend supersedes the earlier links),
-    audited. A gateway failure rolls the stored password back with the rest.
+    """A fresh password set through the gateway, then stored encrypted, delivered (a resend
+    supersedes the earlier links) and audited in one short transaction.
 
-    Every rotation of a pass holds that lock across its gateway call, so two never
-    interleave: the server's password, the stored one and the last link come from the same
-    rotation. Locks go pass, then account, as the expiry sweep takes them.
+    Every rotation of a pass holds its lease (`PressPass.rotating_until`) from before the
+    gateway call to that commit, so two never interleave: the server's password, the stored
+    one and the last link come from the same rotation. No transaction is open during the
+    call: the demo server may share our database (the stand-in on SQLite, whose one write
+    lock a transaction here would hold), and a connection idle in a transaction for a
+    network call's length is a PostgreSQL connection taken from everyone else.
     """
-    password = new_password()
-    account.password = password
-    account.save(update_fields=["password"])
+    until = _lease_rotation(press_pass, wait_seconds=wait_seconds)
     try:
-        get_demo_gateway().change_password(account.login, password)
-    except GatewayError as exc:
-        logger.warning("demo account %s: password change failed: %s", account.login, exc)
-        raise DemoServerUnavailableError() from exc
-    result = (delivery_resend if resend else delivery_create)(
-        purpose=press_pass.purpose,
-        payload=_payload(account, press_pass, password),
-        method=method,
-        contact=contact,
-        actor=actor,
-    )
-    PressPass.objects.filter(pk=press_pass.pk).update(
-        delivery=result.delivery, delivery_method=method, contact_info=contact
-    )
-    press_pass.delivery = result.delivery
-    press_pass.delivery_method, press_pass.contact_info = method, contact
-    if resend:
-        action, after = "demo_pool.credentials_resent", {"method": method}
-    else:
-        action = "demo_pool.press_pass_activated"
-        after = {
-            "user_id": press_pass.user_id,
-            "login": account.login,
-            "expires_at": press_pass.expires_at,
-            "method": method,
-        }
-    audit_record(
-        action=action, obj=press_pass, actor=actor, after={**after, "delivery": result.delivery.pk}
-    )
-    return result
+        password = new_password()
+        try:
+            get_demo_gateway().change_password(account.login, password)
+        except GatewayError as exc:
+            logger.warning("demo account %s: password change failed: %s", account.login, exc)
+            raise DemoServerUnavailableError() from exc
+        with transaction.atomic():
+            held = (
+                PressPass.objects.select_for_update()
+                .filter(pk=press_pass.pk, status=PressPass.Status.ACTIVE, rotating_until=until)
+                .order_by()
+                .values_list("pk", flat=True)
+            )
+            if not list(held):
+                # Expired meanwhile, or the lease outlived (a stalled call): deliver nothing.
+                logger.warning("press pass %s: rotation lost its lease", press_pass.pk)
+                raise PressPassNotFoundError()
+            account.password = password
+            account.save(update_fields=["password"])
+            result = (delivery_resend if resend else delivery_create)(
+                purpose=press_pass.purpose,
+                payload=_payload(account, press_pass, password),
+                method=method,
+                contact=contact,
+                actor=actor,
+            )
+            PressPass.objects.filter(pk=press_pass.pk).update(
+                delivery=result.delivery,
+                delivery_method=method,
+                contact_info=contact,
+                rotating_until=None,
+            )
+            press_pass.delivery = result.delivery
+            press_pass.delivery_method, press_pass.contact_info = method, contact
+            if resend:
+                action, after = "demo_pool.credentials_resent", {"method": method}
+            else:
+                action = "demo_pool.press_pass_activated"
+                after = {
+                    "user_id": press_pass.user_id,
+                    "login": account.login,
+                    "expires_at": press_pass.expires_at,
+                    "method": method,
+                }
+            audit_record(
+                action=action,
+                obj=press_pass,
+                actor=actor,
+                after={**after, "delivery": result.delivery.pk},
+            )
+        return result
+    except BaseException:
+        _end_lease(press_pass, until)
+        raise
 
 
 def _hand_over(press_pass: PressPass, account: DemoAccount, *, actor=None) -> DeliveryResult:
     """Fresh password through the gateway, stored encrypted, delivered; undone on failure."""
     try:
-        with transaction.atomic():
-            # New, but a resend may come at any moment: it waits for this lock.
-            lock = PressPass.objects.select_for_update().filter(pk=press_pass.pk)
-            list(lock.order_by().values("pk"))
-            return _rotate_and_deliver(
-                press_pass,
-                account,
-                method=press_pass.delivery_method,
-                contact=press_pass.contact_info,
-                resend=False,
-                actor=actor,
-            )
+        # New, but a resend may have come first: this waits for it.
+        return _rotate_and_deliver(
+            press_pass,
+            account,
+            method=press_pass.delivery_method,
+            contact=press_pass.contact_info,
+            resend=False,
+            actor=actor,
+            wait_seconds=rotation_lease_seconds(),
+        )
     except Exception:
         _release(press_pass, account)
         raise
@@ -436,23 +509,23 @@ def press_pass_resend(
 ) -> DeliveryResult:
     """Rotate the active pass's password again and deliver it anew; earlier links stop working.
 
-    Resends of one pass wait for each other (its row lock), so the last link delivered always
-    holds the password the server and the database have.
+    Resends of one pass wait for each other (its rotation lease; 409 `credentials_rotating`
+    after `MT5_REQUEST_TIMEOUT_SECONDS`), so the last link delivered always holds the
+    password the server and the database have.
     """
-    with transaction.atomic():
-        press_pass = (
-            PressPass.objects.select_for_update(of=("self",))
-            .select_related("account")
-            .filter(user_id=user_id, status=PressPass.Status.ACTIVE)
-            .first()
-        )
-        if press_pass is None:
-            raise PressPassNotFoundError()
-        return _rotate_and_deliver(
-            press_pass,
-            press_pass.account,
-            method=delivery_method,
-            contact=contact_info,
-            resend=True,
-            actor=actor,
-        )
+    press_pass = (
+        PressPass.objects.select_related("account")
+        .filter(user_id=user_id, status=PressPass.Status.ACTIVE)
+        .first()
+    )
+    if press_pass is None:
+        raise PressPassNotFoundError()
+    return _rotate_and_deliver(
+        press_pass,
+        press_pass.account,
+        method=delivery_method,
+        contact=contact_info,
+        resend=True,
+        actor=actor,
+        wait_seconds=float(settings.MT5_REQUEST_TIMEOUT_SECONDS),
+    )

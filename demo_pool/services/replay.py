@@ -1,20 +1,19 @@
 """Activation under an `Idempotency-Key`: a lost 201 must not strand a press pass.
 
-The first activation for (user_id, key) runs in one transaction with its `ActivationReplay`
-row, and that row keeps its answer (sealed with the key, then under the keyring). A retry of
-the same request gets the same answer, link included, while the link lives; a retry that
-arrives while the first still runs waits for it: its insert of the same `key_hash` blocks on
-the unique index until the first commits (PostgreSQL), or its IMMEDIATE transaction waits for
-the writer (SQLite), and it then replays what the first answered. If the first fails, it
-leaves no row and the retry runs the activation itself. Without a key nothing changes
-(`press_pass_activate`).
-
-With a key the claim commits with the answer rather than before the gateway call: the
-claimed account stays row-locked (other claimers skip it) until the hand-over is done.
+The first activation for (user_id, key) commits its `ActivationReplay` row first, without an
+answer (the key is taken: "in progress"), runs the activation outside any transaction (its
+gateway call must not hold one: see `assignment`), then stores the answer in that row (sealed
+with the key, then under the keyring). A retry of the same request gets the same answer, link
+included, while the link lives; a retry that arrives while the first still runs waits for its
+answer, and one with another body or caller is refused at once (422). If the first fails, its
+row goes and the retry runs the activation itself; a row left in progress by a process that
+died is taken over once it is older than any activation can last. Without a key nothing
+changes (`press_pass_activate`).
 """
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,9 +28,10 @@ from delivery.crypto import open_with_token, seal_with_token
 from demo_pool.errors import IdempotencyKeyBusyError, IdempotencyKeyReusedError
 from demo_pool.models import ActivationReplay
 
-from .assignment import ActivationResult, press_pass_activate
+from .assignment import ActivationResult, press_pass_activate, rotation_lease_seconds
 
 PURGE_BATCH = 100
+_ANSWER_POLL_SECONDS = 0.05
 
 # What the API answers for a result: (status code, body). The view owns the answer's shape.
 Render = Callable[[ActivationResult], tuple[int, dict]]
@@ -65,43 +65,66 @@ def _replayed(replay: ActivationReplay, *, key: str) -> ActivationAnswer:
     return ActivationAnswer(replay.status_code, json.loads(body), replayed=True)
 
 
-def _open_or_wait(*, key_hash: str, fields: dict, actor, now) -> ActivationReplay:
-    """Inside the caller's transaction: this request's new row (status_code None), or the
-    live row of the first request with this key, once that one committed."""
-    row = {
-        "key_hash": key_hash,
-        "user_id": fields["user_id"],
-        "caller": actor if getattr(actor, "pk", None) else None,
-        "request_hash": _request_hash(fields),
-        "created_at": now,
-        "expires_at": now,  # set with the answer
-    }
-    for _ in range(3):
+def _longest_activation() -> timedelta:
+    """Longer than an activation can run: a claim, a wait for a resend's rotation, the
+    password change. An unanswered row older than this was left by a process that died."""
+    return timedelta(seconds=2 * rotation_lease_seconds() + 60)
+
+
+def _answer_wait() -> None:
+    """One pause of a retry waiting for the first request's answer."""
+    time.sleep(_ANSWER_POLL_SECONDS)
+
+
+def _open_or_wait(*, key_hash: str, fields: dict, actor) -> tuple[ActivationReplay, bool]:
+    """This request's new row (no answer yet), committed, and True; or the answered row of the
+    first request with this key, once it answered, and False. 422 at once for another body
+    or caller; 409 `idempotency_key_busy` if the key changed hands three times in a moment."""
+    caller_id = getattr(actor, "pk", None)
+    request_hash = _request_hash(fields)
+    handed_over = 0
+    while handed_over < 3:
+        now = timezone.now()
+        row = {
+            "key_hash": key_hash,
+            "user_id": fields["user_id"],
+            "caller_id": caller_id,
+            "request_hash": request_hash,
+            "created_at": now,
+            "expires_at": now + _longest_activation(),  # set with the answer
+        }
         try:
-            with transaction.atomic():  # a savepoint: a duplicate key must not end the transaction
-                return ActivationReplay.objects.create(**row)
+            with transaction.atomic():
+                return ActivationReplay.objects.create(**row), True
         except IntegrityError:
-            pass  # a first request with this key committed (PostgreSQL waited for it)
-        found = ActivationReplay.objects.select_for_update().filter(key_hash=key_hash).first()
+            pass  # the key is taken
+        found = ActivationReplay.objects.filter(key_hash=key_hash).first()
         if found is None:
-            continue  # purged meanwhile: insert again
-        if found.expires_at > now:
-            return found
-        found.delete()  # its link is dead: this request starts afresh
-    raise IdempotencyKeyBusyError()  # the key changed hands three times in a moment
+            handed_over += 1  # purged or failed meanwhile: insert again
+            continue
+        if found.expires_at <= now:
+            # Its link is dead (or, unanswered, its process died): this request starts afresh.
+            ActivationReplay.objects.filter(pk=found.pk, expires_at=found.expires_at).delete()
+            handed_over += 1
+            continue
+        if found.request_hash != request_hash or found.caller_id != caller_id:
+            raise IdempotencyKeyReusedError()
+        if found.status_code is not None:
+            return found, False
+        _answer_wait()  # the first still runs
+    raise IdempotencyKeyBusyError()
 
 
 def _purge_expired(now) -> None:
-    """Drop a bounded batch of expired replays, skipping rows another request holds."""
-    with transaction.atomic():
-        due = list(
-            ActivationReplay.objects.select_for_update(skip_locked=True)
-            .filter(expires_at__lte=now)
-            .order_by("expires_at", "pk")
-            .values_list("pk", flat=True)[:PURGE_BATCH]
-        )
-        if due:
-            ActivationReplay.objects.filter(pk__in=due).delete()
+    """Drop a bounded batch of expired replays (unanswered rows expire only once no
+    activation can still be running for them)."""
+    due = list(
+        ActivationReplay.objects.filter(expires_at__lte=now)
+        .order_by("expires_at", "pk")
+        .values_list("pk", flat=True)[:PURGE_BATCH]
+    )
+    if due:
+        ActivationReplay.objects.filter(pk__in=due, expires_at__lte=now).delete()
 
 
 @sensitive_variables()
@@ -125,23 +148,23 @@ def press_pass_activate_once(
     }
     key_hash = replay_key_hash(user_id=user_id, key=idempotency_key)
     now = timezone.now()
-    _purge_expired(now)  # first, in its own transaction: a refused activation purges too
-    with transaction.atomic():
-        replay = _open_or_wait(key_hash=key_hash, fields=fields, actor=actor, now=now)
-        if replay.status_code is not None:
-            caller_id = getattr(actor, "pk", None)
-            if replay.request_hash != _request_hash(fields) or replay.caller_id != caller_id:
-                raise IdempotencyKeyReusedError()
-            return _replayed(replay, key=idempotency_key)
+    _purge_expired(now)  # first: a refused activation purges too
+    replay, mine = _open_or_wait(key_hash=key_hash, fields=fields, actor=actor)
+    if not mine:
+        return _replayed(replay, key=idempotency_key)
+    try:
         result = press_pass_activate(**fields, actor=actor)
         status_code, body = render(result)
-        if result.delivery is not None:
-            replay.expires_at = result.delivery.delivery.expires_at
-            replay.press_pass = result.press_pass
-        else:  # queued: its status URL answers from now on; replay it as long as a link lives
-            replay.expires_at = now + timedelta(minutes=settings.DELIVERY_LINK_TTL_MINUTES)
-        replay.status_code = status_code
-        plaintext = json.dumps(body, cls=DjangoJSONEncoder).encode()
-        replay.answer = seal_with_token(plaintext, token=idempotency_key, aad=_seal_aad(key_hash))
-        replay.save(update_fields=["expires_at", "press_pass", "status_code", "answer"])
+    except BaseException:
+        ActivationReplay.objects.filter(pk=replay.pk, status_code__isnull=True).delete()
+        raise
+    if result.delivery is not None:
+        replay.expires_at = result.delivery.delivery.expires_at
+        replay.press_pass = result.press_pass
+    else:  # queued: its status URL answers from now on; replay it as long as a link lives
+        replay.expires_at = now + timedelta(minutes=settings.DELIVERY_LINK_TTL_MINUTES)
+    replay.status_code = status_code
+    plaintext = json.dumps(body, cls=DjangoJSONEncoder).encode()
+    replay.answer = seal_with_token(plaintext, token=idempotency_key, aad=_seal_aad(key_hash))
+    replay.save(update_fields=["expires_at", "press_pass", "status_code", "answer"])
     return ActivationAnswer(status_code, body)

@@ -87,6 +87,13 @@ def _demo_settings(settings):
 
 
 @pytest.fixture
+def admin_api(make_user, as_user):
+    from accounts.roles import Role
+
+    return as_user(make_user(role=Role.SUPER_ADMIN))
+
+
+@pytest.fixture
 def demo_gateway(db):
     from gateways.demo import get_demo_gateway
 

@@ -13,11 +13,6 @@ BODY = {"user_id": "42", "real_name": "Jane Doe", "delivery_method": "qr", "cont
 
 
 @pytest.fixture
-def admin_api(make_user, as_user):
-    return as_user(make_user(role=Role.SUPER_ADMIN))
-
-
-@pytest.fixture
 def integration(make_user, api):
     from accounts.services import api_key_create
 

@@ -198,3 +198,104 @@ def test_a_user_with_an_active_pass_is_refused_when_the_pool_is_empty_too(pool_c
 
     assert refused.value.code == "press_pass_active"
     assert not ActivationRequest.objects.exists()
+
+
+# --- The rotation lease: no transaction is open while the demo server is called ------------
+
+
+@pytest.fixture
+def outside_transactions(monkeypatch):
+    """Fails a password change made with a transaction open: on SQLite the demo stand-in
+    shares the database file and needs the one write lock that transaction would hold."""
+    from django.db import connection
+
+    from tests.demo_pool.conftest import FaultyDemoGateway
+
+    seen = []
+    original = FaultyDemoGateway.change_password
+
+    def change_password(self, login, password):
+        seen.append(connection.in_atomic_block)
+        return original(self, login, password)
+
+    monkeypatch.setattr(FaultyDemoGateway, "change_password", change_password)
+    return seen
+
+
+@pytest.mark.django_db(transaction=True)  # the test itself must not open a transaction
+def test_activation_and_resend_call_the_demo_server_outside_any_transaction(
+    pool_config, fill, outside_transactions, admin_api
+):
+    pool_config(min_available=0, target_buffer=0)
+    fill(3)
+    activate("u1")
+    press_pass_resend(user_id="u1", delivery_method="api")
+    answer = admin_api.post(
+        "/api/v1/demo/press-pass/activate/",
+        {"user_id": "u2", "real_name": "Jane Doe", "delivery_method": "api"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="0123456789abcdef-key",
+    )
+    assert answer.status_code == 201, answer.content
+
+    assert outside_transactions == [False, False, False]
+    assert PressPass.objects.filter(rotating_until__isnull=False).count() == 0
+
+
+def test_a_resend_while_another_rotation_outlasts_the_wait_is_409_and_changes_nothing(
+    pool_config, fill, settings
+):
+    from django.utils import timezone
+
+    from demo_pool.errors import CredentialsRotatingError
+    from tests.demo_pool.conftest import FaultyDemoGateway
+
+    pool_config(min_available=0)
+    fill(1)
+    first = activate()
+    password = DemoAccount.objects.get().password
+    # Another process is inside its password change (its lease is 2 minutes from now).
+    PressPass.objects.update(rotating_until=timezone.now() + timezone.timedelta(minutes=2))
+    settings.MT5_REQUEST_TIMEOUT_SECONDS = 0  # no wait: this caller gives up at once
+    calls = FaultyDemoGateway.calls.get("change_password", 0)
+
+    with pytest.raises(CredentialsRotatingError) as refused:
+        press_pass_resend(user_id="u1", delivery_method="api")
+
+    assert refused.value.status_code == 409 and refused.value.code == "credentials_rotating"
+    assert FaultyDemoGateway.calls.get("change_password", 0) == calls
+    assert DemoAccount.objects.get().password == password
+    assert Delivery.objects.get().pk == first.delivery.delivery.pk  # not superseded
+
+
+def test_a_lease_left_by_a_process_that_died_is_taken_once_it_ends(pool_config, fill, reveal):
+    import time_machine
+    from django.utils import timezone
+
+    pool_config(min_available=0)
+    fill(1)
+    activate()
+    ends = timezone.now() + timezone.timedelta(minutes=2)
+    PressPass.objects.update(rotating_until=ends)  # its rotation never finished
+
+    with time_machine.travel(ends + timezone.timedelta(seconds=1)):
+        second = press_pass_resend(user_id="u1", delivery_method="api")
+
+    assert reveal(second.link)["password"] == DemoAccount.objects.get().password
+    assert PressPass.objects.get().rotating_until is None
+
+
+def test_a_failed_password_change_frees_the_lease_for_the_next_resend(pool_config, fill, reveal):
+    from demo_pool.errors import DemoServerUnavailableError
+    from tests.demo_pool.conftest import FaultyDemoGateway
+
+    pool_config(min_available=0)
+    fill(1)
+    activate()
+    FaultyDemoGateway().fail_next("change_password")
+    with pytest.raises(DemoServerUnavailableError):
+        press_pass_resend(user_id="u1", delivery_method="api")
+
+    assert PressPass.objects.get().rotating_until is None
+    again = press_pass_resend(user_id="u1", delivery_method="api")
+    assert reveal(again.link)["password"] == DemoAccount.objects.get().password

@@ -1,5 +1,5 @@
-"""Activations and resends at once (PostgreSQL: real row locks, real threads, each thread
-with its own connection)."""
+"""Activations and resends at once (PostgreSQL: real row locks and leases, real threads,
+each thread with its own connection)."""
 
 import threading
 import time
@@ -81,24 +81,22 @@ def test_100_callers_at_once_up_to_60_claiming_together_never_get_one_account_tw
         assert Delivery.objects.filter(purpose=press_pass.purpose).count() == 1
 
 
-def _someone_waits_on_a_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0] > 0
-
-
 def _race(first, second) -> tuple[list, list]:
     """Run `first` until it has set its password on the demo server, then `second`, then let
     `first` commit; each in its own thread and connection. The passwords the server got, in
     order, and the errors raised."""
+    from demo_pool.services import assignment
     from gateways.demo import get_demo_gateway
 
     gateway = get_demo_gateway()
     change = gateway.change_password
+    pause = assignment._rotation_wait
     changed, entered, release, errors = [], threading.Event(), threading.Event(), []
+    waiting = threading.Event()
+
+    def wait_for_the_first():
+        waiting.set()  # the second found the pass's rotation lease taken
+        pause()
 
     def on_the_server(login, password):
         # The demo server is another machine: its write commits on its own, whatever our
@@ -125,17 +123,21 @@ def _race(first, second) -> tuple[list, list]:
         finally:
             connection.close()
 
-    with mock.patch.object(gateway, "change_password", change_and_hold_the_first):
+    with (
+        mock.patch.object(gateway, "change_password", change_and_hold_the_first),
+        mock.patch.object(assignment, "_rotation_wait", wait_for_the_first),
+    ):
         one = threading.Thread(target=run, args=(first,))
         one.start()
         assert entered.wait(timeout=30)
         two = threading.Thread(target=run, args=(second,))
         two.start()
-        # Until the second is done, or waits on a lock held by the first.
+        # Until the second is done, or waits for the first's rotation to end.
         deadline = time.monotonic() + 30
-        while two.is_alive() and not _someone_waits_on_a_lock():
+        while two.is_alive() and not waiting.is_set():
             assert time.monotonic() < deadline, "the second neither ran nor waited"
             two.join(timeout=0.01)
+        assert len(changed) == 1, "the second changed the password during the first's rotation"
         release.set()
         one.join(timeout=30)
         two.join(timeout=30)

@@ -20,11 +20,6 @@ BODY = {"user_id": "42", "real_name": "Jane Doe", "delivery_method": "api", "con
 
 
 @pytest.fixture
-def admin_api(make_user, as_user):
-    return as_user(make_user(role=Role.SUPER_ADMIN))
-
-
-@pytest.fixture
 def integration(make_user, api):
     """An API key: it does not expire while the clock is moved."""
     from accounts.services import api_key_create

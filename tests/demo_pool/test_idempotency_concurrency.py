@@ -6,13 +6,13 @@ import time
 import uuid
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.roles import Role
 from delivery.models import Delivery
 from demo_pool.models import ActivationReplay, DemoAccount, PressPass
+from demo_pool.services import replay
 from tests.concurrency import run_at_once
 
 from .conftest import FaultyDemoGateway
@@ -24,20 +24,11 @@ BODY = {"user_id": "42", "real_name": "Jane Doe", "delivery_method": "api", "con
 CALLERS = 8
 
 
-def _waiting_on_locks() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0]
-
-
 def test_retries_that_arrive_while_the_first_runs_wait_and_get_its_link(
     make_user, pool_config, fill, monkeypatch
 ):
     """The first activation is held inside its password change until the other seven are
-    waiting in the database for it; then all eight answer 201 with one link, one account."""
+    waiting for its answer; then all eight answer 201 with one link, one account."""
     pool_config(min_available=0, target_buffer=0)
     fill(CALLERS)
     token = str(RefreshToken.for_user(make_user(role=Role.SUPER_ADMIN)).access_token)
@@ -51,6 +42,13 @@ def test_retries_that_arrive_while_the_first_runs_wait_and_get_its_link(
         return original(self, login, password)
 
     monkeypatch.setattr(FaultyDemoGateway, "change_password", held)
+    waiters, pause = set(), replay._answer_wait
+
+    def wait_for_the_answer():
+        waiters.add(threading.get_ident())
+        pause()
+
+    monkeypatch.setattr(replay, "_answer_wait", wait_for_the_answer)
 
     def one(n):
         client = APIClient()
@@ -62,15 +60,16 @@ def test_retries_that_arrive_while_the_first_runs_wait_and_get_its_link(
     runner.start()
     assert entered.wait(timeout=30)
     deadline = time.monotonic() + 30
-    while _waiting_on_locks() < CALLERS - 1 and time.monotonic() < deadline:
-        release.wait(timeout=0.02)  # polls the database's state, not the clock
-    waiting = _waiting_on_locks()
+    while len(waiters) < CALLERS - 1 and time.monotonic() < deadline:
+        release.wait(timeout=0.02)  # polls the retries' state, not the clock
+    waiting = len(waiters)
+    assert PressPass.objects.count() == 1  # the first is still inside its password change
     release.set()
     runner.join(timeout=60)
 
     results, errors = outcome["done"]
     assert errors == []
-    assert waiting == CALLERS - 1  # the retries were inside the database while the first ran
+    assert waiting == CALLERS - 1  # the retries waited for the first's answer while it ran
     assert [r.status_code for r in results] == [201] * CALLERS
     bodies = [r.json() for r in results]
     assert all(body == bodies[0] for body in bodies)
