@@ -251,8 +251,8 @@ def _release(press_pass: PressPass, account: DemoAccount) -> None:
 
 def rotation_lease_seconds() -> float:
     """Longer than any one password change can take: a call may wait for a pooled
-    connection, shake hands again and then time out (`MT5_REQUEST_TIMEOUT_SECONDS` each)."""
-    return 4 * float(settings.MT5_REQUEST_TIMEOUT_SECONDS)
+    connection, shake hands again and then time out (`DEMO_REQUEST_TIMEOUT_SECONDS` each)."""
+    return 4 * float(settings.DEMO_REQUEST_TIMEOUT_SECONDS)
 
 
 def _rotation_wait() -> None:
@@ -510,7 +510,7 @@ def press_pass_resend(
     """Rotate the active pass's password again and deliver it anew; earlier links stop working.
 
     Resends of one pass wait for each other (its rotation lease; 409 `credentials_rotating`
-    after `MT5_REQUEST_TIMEOUT_SECONDS`), so the last link delivered always holds the
+    after `DEMO_REQUEST_TIMEOUT_SECONDS`), so the last link delivered always holds the
     password the server and the database have.
     """
     press_pass = (
@@ -527,5 +527,5 @@ def press_pass_resend(
         contact=contact_info,
         resend=True,
         actor=actor,
-        wait_seconds=float(settings.MT5_REQUEST_TIMEOUT_SECONDS),
+        wait_seconds=float(settings.DEMO_REQUEST_TIMEOUT_SECONDS),
     )

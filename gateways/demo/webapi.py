@@ -19,8 +19,11 @@ deposit's comment. A `WebApiDemoCreation` row is written before the first `user/
 id; when a later call finds the row without a login (the earlier outcome is unknown: a lost
 answer, a crash), it looks the account up by its marker (user/logins + user/get_batch over the
 demo group, newest first) before sending any `user/add`, and the deposit by its comment
-(deal/get_batch of the login) before posting one. So a retry never makes a second account nor
-a second deposit, and the same idempotency id again returns the same account.
+(deal/get_batch of the login) before posting one; while the last user/add of the id may still
+be made by a slow server (2 x `DEMO_REQUEST_TIMEOUT_SECONDS` after it was sent) a retry that
+does not find the account fails transiently instead of adding one. So a retry never makes a
+second account nor a second deposit, and the same idempotency id again returns the same
+account.
 
 The initial password is derived from SECRET_KEY and the idempotency id (MT5 never hands a
 password back): a replay answers with the password the account was created with.
@@ -30,13 +33,15 @@ import hashlib
 import hmac
 import re
 import threading
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from gateways.errors import PermanentGatewayError, UnknownOutcomeError
+from gateways.errors import PermanentGatewayError, TransientGatewayError, UnknownOutcomeError
 from gateways.models import WebApiDemoCreation
 from gateways.mt5.types import CENT
 from gateways.mt5.webapi.client import WebApiClient, parse_int, parse_money, parse_server_time
@@ -80,6 +85,12 @@ def initial_passwords(idempotency_id: str) -> tuple[str, str]:
         return f"Dm#{digest[:10]}7"
 
     return derive("main"), derive("investor")
+
+
+def _add_settles() -> timedelta:
+    """How long after a user/add that got no answer its account may still appear: twice the
+    time the client waits for an answer."""
+    return timedelta(seconds=2 * float(settings.DEMO_REQUEST_TIMEOUT_SECONDS))
 
 
 def _translated(exc: PermanentGatewayError) -> PermanentGatewayError:
@@ -259,6 +270,16 @@ class WebApiDemoGateway:
         user = self._find_by_marker(tag, group)
         if user is not None:
             self._remember(idempotency_id, login=parse_int(user.get("Login")))
+        elif creation.add_sent_at and timezone.now() < creation.add_sent_at + _add_settles():
+            # The last user/add got no answer and its account is not there yet: a loaded
+            # server may still make it (it does the work after the client gave up), so a
+            # second user/add now could make a second account. The caller retries later.
+            settles = (creation.add_sent_at + _add_settles()).isoformat(timespec="seconds")
+            raise TransientGatewayError(
+                "an earlier user/add of this account got no answer and may still be made: "
+                f"not sent again before {settles}",
+                gateway=GATEWAY,
+            )
         return user, None
 
     def _add_user(self, idempotency_id: str, tag: str, *, name: str, leverage: int, group: str):
@@ -272,6 +293,7 @@ class WebApiDemoGateway:
             "PassInvestor": investor,
         }
         params = {"group": group, "name": name, "leverage": int(leverage)}
+        self._remember(idempotency_id, add_sent_at=timezone.now())
         try:
             answer = self._call("/api/user/add", params, body=body)
         except UnknownOutcomeError:

@@ -49,7 +49,8 @@ class WebApiDemoCreation(models.Model):
     `user/add` for an idempotency id: no row means no earlier call can have made an account, so
     the first call needs no lookup; a row with `login` set is a replay (one `user/get_batch`);
     a row without is an earlier call whose outcome is unknown, resolved by looking the
-    account up by its marker (the Comment field) before any new `user/add`; `deposit` the same
+    account up by its marker (the Comment field) before any new `user/add`, and no new one
+    while the last (`add_sent_at`) may still be made by a slow server; `deposit` the same
     for the initial balance (else looked up by the deal's comment before any new posting).
     """
 
@@ -61,6 +62,12 @@ class WebApiDemoCreation(models.Model):
         null=True,
         blank=True,
         help_text="The initial balance, once the demo server booked it (null: not known yet).",
+    )
+    add_sent_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When user/add was last sent: an unseen account may still be made until "
+        "2 x DEMO_REQUEST_TIMEOUT_SECONDS after it.",
     )
     created_at = models.DateTimeField(default=timezone.now)
 

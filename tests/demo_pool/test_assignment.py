@@ -256,7 +256,7 @@ def test_a_resend_while_another_rotation_outlasts_the_wait_is_409_and_changes_no
     password = DemoAccount.objects.get().password
     # Another process is inside its password change (its lease is 2 minutes from now).
     PressPass.objects.update(rotating_until=timezone.now() + timezone.timedelta(minutes=2))
-    settings.MT5_REQUEST_TIMEOUT_SECONDS = 0  # no wait: this caller gives up at once
+    settings.DEMO_REQUEST_TIMEOUT_SECONDS = 0  # no wait: this caller gives up at once
     calls = FaultyDemoGateway.calls.get("change_password", 0)
 
     with pytest.raises(CredentialsRotatingError) as refused:

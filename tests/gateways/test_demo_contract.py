@@ -6,24 +6,27 @@ The stand-in answers on its own threads with their own database connections, so 
 commit what they write (transaction=True).
 """
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.contrib.auth.hashers import check_password
 
 from gateways.demo import DemoAccount, DemoGateway, get_demo_gateway
 from gateways.demo.webapi import marker
-from gateways.errors import PermanentGatewayError, TransientGatewayError
+from gateways.errors import PermanentGatewayError, TransientGatewayError, UnknownOutcomeError
 from gateways.loading import reset_gateways
 from gateways.models import (
     SimulatedDemoAccount,
     SimulatedMT5Account,
     SimulatedMT5Deal,
     SimulatorKnobs,
+    WebApiDemoCreation,
 )
 from gateways.mt5.simulated import SimulatedMT5Gateway, seed_demo_accounts
 from gateways.mt5.webapi.standin import MT5WebAPIStandIn
@@ -291,6 +294,49 @@ def test_when_the_lookup_fails_too_the_retry_finds_the_account_instead_of_adding
     assert account.login == login
     assert demo_accounts() == 1
     assert deposits(login) == [Decimal("50000.00")]
+
+
+def test_a_user_add_the_server_makes_after_the_client_gave_up_is_not_sent_again(webapi, settings):
+    """A loaded server does the work after the client stopped waiting: a lookup at once finds
+    nothing, and a second user/add then would make a second account."""
+    gateway, server = webapi
+    settings.DEMO_REQUEST_TIMEOUT_SECONDS = 0.5
+    reset_gateways()
+    gateway = get_demo_gateway()
+    server.fail_next("/api/user/add", "late", seconds=1.5)
+
+    with pytest.raises(UnknownOutcomeError):
+        create(gateway, "op-1")
+    assert demo_accounts() == 0  # not made yet: the lookup found nothing
+    with pytest.raises(TransientGatewayError, match="may still be made"):
+        create(gateway, "op-1")  # the pool's retry, at once: no second user/add
+    deadline = time.monotonic() + 30
+    while demo_accounts() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the server's rows for the late account, not the clock
+    account = create(gateway, "op-1")  # the next retry finds it by its marker
+
+    assert demo_accounts() == 1
+    assert account.login == SimulatedMT5Account.objects.get(server="demo").login
+    assert deposits(account.login) == [Decimal("50000.00")]
+
+
+def test_an_add_still_unseen_after_the_window_is_sent_again_once(webapi, settings):
+    """An earlier call that got no answer (its process died) and left no account on the
+    server: within 2 x the request timeout the retry waits; after it, one user/add."""
+    from django.utils import timezone
+
+    gateway, _ = webapi
+    sent = timezone.now()
+    WebApiDemoCreation.objects.create(idempotency_id="op-1", add_sent_at=sent)
+
+    with pytest.raises(TransientGatewayError, match="may still be made"):
+        create(gateway, "op-1")
+    with time_machine.travel(sent + timedelta(seconds=2 * 5 + 1)):
+        account = create(gateway, "op-1")
+
+    assert demo_accounts() == 1
+    assert deposits(account.login) == [Decimal("50000.00")]
+    assert create(gateway, "op-1") == account
 
 
 def test_an_initial_balance_whose_answer_is_lost_is_posted_once(webapi):
