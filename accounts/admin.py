@@ -8,6 +8,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.shortcuts import redirect
@@ -35,6 +36,7 @@ from accounts.services import (
     login_lockout_unlock,
     monitor_register,
     monitor_reset_errors,
+    user_deactivate,
     user_roles,
 )
 from accounts.services.events import account_events_retry_now
@@ -91,6 +93,18 @@ class UserAdmin(DjangoUserAdmin):
     def has_delete_permission(self, request, obj=None):
         # Users are deactivated, never deleted: the audit trail keeps its actors.
         return False
+
+    def save_model(self, request, obj, form, change):
+        """Unticking "active" is a deactivation, as the API's: the user's refresh tokens and
+        API keys are revoked, what runs for them stops, and the audit trail says who did it.
+        A plain save would only flip the flag and leave their keys working."""
+        deactivating = change and "is_active" in form.changed_data and not obj.is_active
+        if deactivating:
+            obj.is_active = True  # saved with the other changes; user_deactivate flips it
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if deactivating:
+                user_deactivate(user=obj, actor=request.user, ip=client_ip(request))
 
     actions = ["unlock_login"]
 

@@ -117,3 +117,40 @@ def test_a_client_cannot_enter_the_admin(client, make_user):
     response = client.get("/admin/")
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_unticking_active_in_the_admin_deactivates_as_the_api_does(client, api, make_user):
+    """Found in review: the admin's "active" box flipped the flag and nothing else, so the
+    user's API keys kept working and no audit event said who did it."""
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from accounts.models import AuditEvent
+    from accounts.services import api_key_create
+
+    boss = make_user(role=Role.SUPER_ADMIN, is_superuser=True)
+    agent = make_user(role=Role.SUPPORT_AGENT)
+    refresh = RefreshToken.for_user(agent)
+    key, secret = api_key_create(user=agent, name="helpdesk script", created_by=boss)
+    assert api.get("/api/v1/auth/me/", HTTP_AUTHORIZATION=f"Api-Key {secret}").status_code == 200
+    client.force_login(boss)
+
+    answer = client.post(
+        f"/admin/accounts/user/{agent.pk}/change/",
+        {
+            "email": agent.email,
+            "username": agent.username or "",
+            "is_staff": "on",
+            "groups": list(agent.groups.values_list("pk", flat=True)),
+        },  # "is_active" unticked
+    )
+
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    agent.refresh_from_db()
+    assert not agent.is_active
+    assert BlacklistedToken.objects.filter(token__jti=refresh["jti"]).exists()
+    assert api.get("/api/v1/auth/me/", HTTP_AUTHORIZATION=f"Api-Key {secret}").status_code == 401
+    key.refresh_from_db()
+    assert key.revoked_at is not None  # dead even if the user is made active again
+    event = AuditEvent.objects.get(action="user.deactivated", object_id=str(agent.pk))
+    assert event.actor_id == boss.pk
