@@ -147,7 +147,8 @@ def query_string(params: Mapping[str, Any]) -> str:
         if value is None:
             continue
         if isinstance(value, list | tuple | set | frozenset):
-            value = ",".join(escape(item) for item in value)
+            # Logins and tickets (ints) never need escaping: 1,000 of them a monitor batch.
+            value = ",".join(str(item) if type(item) is int else escape(item) for item in value)
         else:
             value = escape(value)
         pairs.append((key, value))
