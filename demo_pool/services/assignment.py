@@ -6,7 +6,8 @@ The claim (`FOR UPDATE SKIP LOCKED`, then a conditional UPDATE) and the new pres
 one short transaction; on PostgreSQL one statement (`_CLAIM_AND_OPEN_SQL`). No two
 activations ever get the same account, and a second pass for the user (409) undoes the claim.
 The gateway call comes after that commits, outside any transaction, under the press pass's
-rotation lease, which a resend takes too: the server's password, the stored one and the last
+rotation lease (opened with the pass, so a resend waits for the hand-over), which a resend
+takes too: the server's password, the stored one and the last
 link always agree. If the
 hand-over fails, the claim is undone and the account goes back to the pool.
 """
@@ -97,9 +98,9 @@ WITH claimed AS (
         available_at, assigned_at, expires_at
 ), opened AS (
     INSERT INTO {press_pass} (user_id, real_name, account_id, status, delivery_method,
-        contact_info, was_queued, activated_at, expires_at)
+        contact_info, was_queued, activated_at, expires_at, rotating_until)
     SELECT %(user_id)s, %(real_name)s, id, %(active)s, %(delivery_method)s, %(contact_info)s,
-        %(was_queued)s, %(activated_at)s, %(expires_at)s
+        %(was_queued)s, %(activated_at)s, %(expires_at)s, %(rotating_until)s
     FROM claimed
     RETURNING id
 )
@@ -118,6 +119,11 @@ def _claim_and_open(
     """Assign the oldest available account to a new press pass for `user_id`, atomically; None
     when there is none to take, or (unless `was_queued`) the user waits in the queue.
 
+    The pass is opened holding its rotation lease (`rotating_until`) for the hand-over: a
+    resend that finds it active before its first password is set waits for the hand-over
+    instead of rotating first (its link would stay live beside the hand-over's, or outlive an
+    undone claim whose account went back to the pool).
+
     `IntegrityError` when the user has an active pass already: then nothing was claimed.
     """
     fields = {
@@ -128,6 +134,7 @@ def _claim_and_open(
         "was_queued": was_queued,
         "activated_at": now,
         "expires_at": expires_at,
+        "rotating_until": timezone.now() + timedelta(seconds=rotation_lease_seconds()),
     }
     if connection.vendor != "postgresql":
         return _claim_and_open_portably(fields, unless_queued=not was_queued, up_to=up_to)
@@ -161,7 +168,6 @@ def _claim_and_open(
         "status": PressPass.Status.ACTIVE,
         "delivery_id": None,
         "expired_at": None,
-        "rotating_until": None,
     }
     columns = [field.attname for field in PressPass._meta.concrete_fields]
     press_pass = PressPass.from_db(connection.alias, columns, [row[name] for name in columns])
@@ -295,7 +301,8 @@ def _rotate_and_deliver(
     contact: str,
     resend: bool,
     actor,
-    wait_seconds: float,
+    wait_seconds: float = 0.0,
+    until=None,
 ) -> DeliveryResult:
     """A fresh password set through the gateway, then stored encrypted, delivered (a resend
     supersedes the earlier links) and audited in one short transaction.
@@ -306,8 +313,12 @@ def _rotate_and_deliver(
     call: the demo server may share our database (the stand-in on SQLite, whose one write
     lock a transaction here would hold), and a connection idle in a transaction for a
     network call's length is a PostgreSQL connection taken from everyone else.
+
+    `until`: the lease is held already (the hand-over's, taken with the claim); else it is
+    taken here, waiting up to `wait_seconds`.
     """
-    until = _lease_rotation(press_pass, wait_seconds=wait_seconds)
+    if until is None:
+        until = _lease_rotation(press_pass, wait_seconds=wait_seconds)
     try:
         password = new_password()
         try:
@@ -366,9 +377,9 @@ def _rotate_and_deliver(
 
 
 def _hand_over(press_pass: PressPass, account: DemoAccount, *, actor=None) -> DeliveryResult:
-    """Fresh password through the gateway, stored encrypted, delivered; undone on failure."""
+    """Fresh password through the gateway, stored encrypted, delivered; undone on failure.
+    The pass holds its rotation lease since the claim: no resend can come first."""
     try:
-        # New, but a resend may have come first: this waits for it.
         return _rotate_and_deliver(
             press_pass,
             account,
@@ -376,7 +387,7 @@ def _hand_over(press_pass: PressPass, account: DemoAccount, *, actor=None) -> De
             contact=press_pass.contact_info,
             resend=False,
             actor=actor,
-            wait_seconds=rotation_lease_seconds(),
+            until=press_pass.rotating_until,
         )
     except Exception:
         _release(press_pass, account)

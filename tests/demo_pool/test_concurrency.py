@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth.hashers import check_password
 from django.db import connection
 
+from delivery.errors import LinkExpiredError, LinkFailedError, LinkSupersededError
 from delivery.models import Delivery
 from demo_pool.models import ActivationRequest, DemoAccount, PressPass
 from demo_pool.services import pool_refill, press_pass_activate, press_pass_resend
@@ -21,6 +22,7 @@ POOL = 60
 # databases hold some of them: 100 threads are released at once, at most this many of them
 # are inside the database (holding a connection) at the same time.
 CONNECTIONS = 60
+DEAD_LINK = (LinkSupersededError, LinkExpiredError, LinkFailedError)
 
 
 def test_100_callers_at_once_up_to_60_claiming_together_never_get_one_account_twice(
@@ -191,3 +193,107 @@ def test_a_resend_during_the_activation_s_hand_over_waits_for_it(pool_config, fi
 
     assert errors == [] and len(changed) == 2 and len(results) == 2
     _assert_all_agree(passes[0], results, reveal)
+
+
+def _resend_between_claim_and_hand_over(resend, *, fail_hand_over=False) -> list:
+    """Activate u1 with `resend` arriving right after the claim committed (the pass is active
+    and visible) and before the hand-over began: it runs in its own thread and connection
+    until it is done or waits for a rotation. `fail_hand_over`: the hand-over's password
+    change (the first one after the resend's) fails. The errors the resend raised."""
+    from demo_pool.services import assignment
+
+    hand_over, pause = assignment._hand_over, assignment._rotation_wait
+    errors, waiting = [], threading.Event()
+
+    def wait_for_the_other():
+        waiting.set()
+        pause()
+
+    def run():
+        try:
+            resend()
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def resend_first(press_pass, account, **kwargs):
+        other = threading.Thread(target=run)
+        other.start()
+        deadline = time.monotonic() + 30
+        while other.is_alive() and not waiting.is_set():
+            assert time.monotonic() < deadline, "the resend neither ran nor waited"
+            other.join(timeout=0.01)
+        if fail_hand_over:
+            from gateways.demo import get_demo_gateway
+
+            get_demo_gateway().fail_next("change_password")
+        try:
+            return hand_over(press_pass, account, **kwargs)
+        finally:
+            other.join(timeout=30)
+
+    with (
+        mock.patch.object(assignment, "_hand_over", resend_first),
+        mock.patch.object(assignment, "_rotation_wait", wait_for_the_other),
+    ):
+        press_pass_activate(user_id="u1", real_name="Jane Doe", delivery_method="api")
+    return errors
+
+
+def test_a_resend_right_after_the_claim_leaves_one_live_link_with_the_server_s_password(
+    pool_config, fill, reveal
+):
+    """Found in review: the claim commits the pass before its hand-over takes the rotation
+    lease, so a resend could rotate first; the hand-over's own link did not supersede the
+    resend's, which stayed live with a password the server no longer had."""
+    pool_config(min_available=0, target_buffer=0)
+    fill(1)
+    links = []
+
+    def resend():
+        links.append(press_pass_resend(user_id="u1", delivery_method="api").link)
+
+    errors = _resend_between_claim_and_hand_over(resend)
+
+    press_pass = PressPass.objects.get(user_id="u1", status=PressPass.Status.ACTIVE)
+    account = DemoAccount.objects.get(pk=press_pass.account_id)
+    server = SimulatedDemoAccount.objects.get(pk=account.login - SimulatedDemoAccount.LOGIN_OFFSET)
+    assert check_password(account.password, server.password_hash)
+    live = Delivery.objects.filter(purpose=press_pass.purpose, status__in=["pending", "sent"])
+    assert live.count() == 1, "two live links for one pass"
+    for link in links:  # a link the resend handed out: dead by now, or the server's password
+        try:
+            password = reveal(link)["password"]
+        except DEAD_LINK:
+            continue
+        assert password == account.password, "a live link with a password the server lost"
+    assert errors == [] or [type(e).__name__ for e in errors] == ["CredentialsRotatingError"]
+
+
+def test_a_resend_right_after_the_claim_then_a_failed_hand_over_hands_out_no_pooled_account(
+    pool_config, fill, reveal
+):
+    """Found in review: a resend that came between the claim and the hand-over delivered the
+    account's credentials; the hand-over then failed, and its undo put the account back in
+    the pool for the next person while that link still held the server's password."""
+    pool_config(min_available=0, target_buffer=0)
+    fill(1)
+    links = []
+
+    def resend():
+        links.append(press_pass_resend(user_id="u1", delivery_method="api").link)
+
+    _resend_between_claim_and_hand_over(resend, fail_hand_over=True)
+
+    account = DemoAccount.objects.get()
+    server = SimulatedDemoAccount.objects.get(pk=account.login - SimulatedDemoAccount.LOGIN_OFFSET)
+    if account.status == DemoAccount.Status.AVAILABLE:  # back in the pool, for the next person
+        for link in links:
+            try:
+                password = reveal(link)["password"]
+            except DEAD_LINK:
+                continue  # nothing handed out
+            assert not check_password(password, server.password_hash), (
+                "a link to an account back in the pool holds the server's password"
+            )
