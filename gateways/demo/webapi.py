@@ -20,7 +20,8 @@ id; when a later call finds the row without a login (the earlier outcome is unkn
 answer, a crash), it looks the account up by its marker (user/logins + user/get_batch over the
 demo group, newest first) before sending any `user/add`, and the deposit by its comment
 (deal/get_batch of the login) before posting one; while the last user/add of the id may still
-be made by a slow server (2 x `DEMO_REQUEST_TIMEOUT_SECONDS` after it was sent) a retry that
+be made by a slow server (2 x `DEMO_REQUEST_TIMEOUT_SECONDS` after it was sent, counted from
+when the client gave up on its answer: it may have waited for the session first) a retry that
 does not find the account fails transiently instead of adding one. So a retry never makes a
 second account nor a second deposit, and the same idempotency id again returns the same
 account.
@@ -297,6 +298,10 @@ class WebApiDemoGateway:
         try:
             answer = self._call("/api/user/add", params, body=body)
         except UnknownOutcomeError:
+            # The request left no later than now (it may have waited for the session behind
+            # other threads' calls, and for a new handshake, long after add_sent_at): the
+            # window a slow server may still make it in runs from here.
+            self._remember(idempotency_id, add_sent_at=timezone.now())
             # The server may have made it: look before anyone sends user/add again.
             user = self._find_by_marker(tag, group)
             if user is None:

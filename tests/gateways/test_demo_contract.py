@@ -433,3 +433,62 @@ def test_without_mt5_demo_group_the_pools_group_is_used_for_the_add_and_the_look
 
     assert SimulatedMT5Account.objects.get(pk=account.login).group == DEMO_GROUP
     assert demo_accounts() == 1
+
+
+def test_a_user_add_that_waited_for_the_session_is_not_sent_again_while_it_may_land(
+    webapi, settings
+):
+    """Found in review: the creation row records add_sent_at before the call waits for the
+    one Web API session (the process's provisioning threads and activations take turns on
+    it), so a user/add that waited there left the client later than recorded, and its
+    2 x timeout window was over by the time the client gave up: the pool's retry sent a
+    second user/add while the server could still make the first, and made two accounts."""
+    import threading
+
+    from django.db import connection
+    from django.utils import timezone
+
+    gateway, server = webapi
+    settings.DEMO_REQUEST_TIMEOUT_SECONDS = 0.5
+    reset_gateways()
+    gateway = get_demo_gateway()
+    create(gateway, "op-0")  # the session is up, the group's currency known
+    client = gateway.mt5.client
+    server.fail_next("/api/user/add", "late", seconds=1.5)
+    errors = []
+
+    def provision():
+        try:
+            create(gateway, "op-1")
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    with time_machine.travel(timezone.now(), tick=True) as traveller:
+        client._lock.acquire()  # another thread's call holds the session
+        worker = threading.Thread(target=provision)
+        try:
+            worker.start()
+            deadline = time.monotonic() + 30
+            while not WebApiDemoCreation.objects.filter(
+                idempotency_id="op-1", add_sent_at__isnull=False
+            ).exists():
+                assert time.monotonic() < deadline and worker.is_alive()
+                time.sleep(0.01)  # polling for the worker's row, not waiting for time
+            traveller.shift(timedelta(seconds=2 * 0.5))  # the calls it waited behind
+        finally:
+            client._lock.release()
+        worker.join(timeout=30)
+        assert [type(e) for e in errors] == [UnknownOutcomeError]
+        assert demo_accounts() == 1  # op-0's: op-1's not made yet
+
+        with pytest.raises(TransientGatewayError, match="may still be made"):
+            create(gateway, "op-1")  # the pool's retry, once the client gave up
+
+    deadline = time.monotonic() + 30
+    while demo_accounts() < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the server's rows for the late account, not the clock
+    account = create(gateway, "op-1")
+    assert demo_accounts() == 2  # op-0's and op-1's, no third
+    assert deposits(account.login) == [Decimal("50000.00")]
