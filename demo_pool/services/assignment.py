@@ -336,7 +336,8 @@ def _rotate_and_deliver(
             if not list(held):
                 # Expired meanwhile, or the lease outlived (a stalled call): deliver nothing.
                 logger.warning("press pass %s: rotation lost its lease", press_pass.pk)
-                raise PressPassNotFoundError()
+                active = PressPass.objects.filter(pk=press_pass.pk, status=PressPass.Status.ACTIVE)
+                raise CredentialsRotatingError() if active.exists() else PressPassNotFoundError()
             account.password = password
             account.save(update_fields=["password"])
             result = (delivery_resend if resend else delivery_create)(

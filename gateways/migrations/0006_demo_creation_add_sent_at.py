@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='webapidemocreation',
             name='add_sent_at',
-            field=models.DateTimeField(blank=True, help_text='When user/add was last sent: an unseen account may still be made until 2 x DEMO_REQUEST_TIMEOUT_SECONDS after it.', null=True),
+            field=models.DateTimeField(blank=True, help_text='When user/add was last sent (or its answer given up on): an unseen account may still be made until 2 x DEMO_REQUEST_TIMEOUT_SECONDS after it.', null=True),
         ),
     ]

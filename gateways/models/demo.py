@@ -66,8 +66,8 @@ class WebApiDemoCreation(models.Model):
     add_sent_at = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="When user/add was last sent: an unseen account may still be made until "
-        "2 x DEMO_REQUEST_TIMEOUT_SECONDS after it.",
+        help_text="When user/add was last sent (or its answer given up on): an unseen "
+        "account may still be made until 2 x DEMO_REQUEST_TIMEOUT_SECONDS after it.",
     )
     created_at = models.DateTimeField(default=timezone.now)
 

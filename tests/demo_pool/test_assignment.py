@@ -299,3 +299,33 @@ def test_a_failed_password_change_frees_the_lease_for_the_next_resend(pool_confi
     assert PressPass.objects.get().rotating_until is None
     again = press_pass_resend(user_id="u1", delivery_method="api")
     assert reveal(again.link)["password"] == DemoAccount.objects.get().password
+
+
+def test_a_rotation_that_outlived_its_lease_delivers_nothing_and_says_so(
+    pool_config, fill, monkeypatch
+):
+    """The call stalled past the lease and another rotation took the pass meanwhile: this one
+    stores and delivers nothing, and answers 409 (the pass is active: not a 404)."""
+    from django.utils import timezone
+
+    from demo_pool.errors import CredentialsRotatingError
+    from tests.demo_pool.conftest import FaultyDemoGateway
+
+    pool_config(min_available=0)
+    fill(1)
+    first = activate()
+    password = DemoAccount.objects.get().password
+    original = FaultyDemoGateway.change_password
+
+    def stalled(self, login, new):
+        original(self, login, new)
+        later = timezone.now() + timezone.timedelta(minutes=5)
+        PressPass.objects.update(rotating_until=later)  # another rotation holds it now
+
+    monkeypatch.setattr(FaultyDemoGateway, "change_password", stalled)
+    with pytest.raises(CredentialsRotatingError):
+        press_pass_resend(user_id="u1", delivery_method="api")
+
+    assert DemoAccount.objects.get().password == password
+    assert list(Delivery.objects.values_list("pk", flat=True)) == [first.delivery.delivery.pk]
+    assert PressPass.objects.get().rotating_until is not None  # the other one's, untouched

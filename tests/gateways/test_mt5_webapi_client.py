@@ -587,3 +587,36 @@ def test_the_settings_select_the_web_api_gateway_its_group_mask_and_batch_size(
         assert gateway.client.stats.by_path["/api/user/account/get_batch"] == before + 2
     finally:
         reset_gateways()
+
+
+def test_a_call_that_cannot_get_the_session_within_its_timeout_sends_nothing(standin, market):
+    """One connection is one session: a caller waits its turn for at most one timeout, then
+    gives up before anything leaves, so a write never goes out long after it was decided."""
+    import threading
+
+    url, _server = standin
+    login = market.add_account(balance=100)
+    client = WebApiClient(url=url, login=MANAGER_LOGIN, password=MANAGER_PASSWORD, timeout=0.2)
+    gateway = WebApiMT5Gateway(client=client)
+    gateway.get_states([login])
+    calls = client.stats.calls
+    outcome = []
+
+    def write():
+        try:
+            gateway.post_balance(login, Decimal("10"), comment="op-busy")
+        except Exception as exc:
+            outcome.append(exc)
+
+    client._lock.acquire()  # another thread's call holds the session
+    try:
+        worker = threading.Thread(target=write)
+        worker.start()
+        worker.join(timeout=30)
+    finally:
+        client._lock.release()
+
+    [error] = outcome
+    assert isinstance(error, TransientGatewayError) and error.code == "session_busy"
+    assert client.stats.calls == calls
+    assert market.get_accounts([login])[login].balance == Decimal("100.00")

@@ -329,7 +329,16 @@ class WebApiClient:
         no_money: str,
     ) -> dict[str, Any]:
         resend_safe = path not in NOT_IDEMPOTENT
-        with self._lock:
+        # The session is one connection: a caller waits its turn, but not for ever. A write
+        # that left long after its caller decided on it could land after a newer one (a demo
+        # password change after its rotation's lease); past one timeout nothing is sent.
+        if not self._lock.acquire(timeout=self.timeout):
+            raise TransientGatewayError(
+                f"{path}: the Web API session stayed busy for {self.timeout:g} s; nothing sent",
+                gateway=GATEWAY,
+                code="session_busy",
+            )
+        try:
             self._ensure_session()
             try:
                 answer = self._request(path, params, body)
@@ -356,6 +365,8 @@ class WebApiClient:
                     # A slow server is not helped by the same question again at once.
                     raise TransientGatewayError(f"{path}: {exc}", gateway=GATEWAY) from None
                 answer = self._resend(path, params, body)
+        finally:
+            self._lock.release()
         return self._checked(answer, path=path, no_money=no_money, write=not resend_safe)
 
     def ping(self) -> None:
