@@ -79,9 +79,13 @@ def _answer_wait() -> None:
 def _open_or_wait(*, key_hash: str, fields: dict, actor) -> tuple[ActivationReplay, bool]:
     """This request's new row (no answer yet), committed, and True; or the answered row of the
     first request with this key, once it answered, and False. 422 at once for another body
-    or caller; 409 `idempotency_key_busy` if the key changed hands three times in a moment."""
+    or caller; 409 `idempotency_key_busy` if the key changed hands three times in a moment,
+    or the first has not answered within the rotation lease (retry)."""
     caller_id = getattr(actor, "pk", None)
     request_hash = _request_hash(fields)
+    # A retry waits about as long as the first's password change may take, then says "busy,
+    # retry" rather than hold its request open for as long as the first's row may live.
+    patience = time.monotonic() + rotation_lease_seconds()
     handed_over = 0
     while handed_over < 3:
         now = timezone.now()
@@ -111,6 +115,8 @@ def _open_or_wait(*, key_hash: str, fields: dict, actor) -> tuple[ActivationRepl
             raise IdempotencyKeyReusedError()
         if found.status_code is not None:
             return found, False
+        if time.monotonic() >= patience:
+            break
         _answer_wait()  # the first still runs
     raise IdempotencyKeyBusyError()
 

@@ -167,6 +167,37 @@ def test_a_refused_activation_leaves_nothing_to_replay(admin_api, pool_config, f
     assert DemoAccount.objects.filter(status="available").count() == 1
 
 
+def test_a_retry_whose_first_request_never_answers_is_told_to_retry_not_held(
+    make_user, as_user, pool_config, fill, settings
+):
+    """The first request with the key died mid-activation (its row has no answer yet): a
+    retry waits for it about as long as a password change may take, then gets 409
+    `idempotency_key_busy` rather than a request held open for minutes."""
+    from django.utils import timezone
+
+    from demo_pool.services.replay import _request_hash, replay_key_hash
+
+    pool_config(min_available=0)
+    fill(1)
+    caller = make_user(role=Role.SUPER_ADMIN)
+    key = str(uuid.uuid4())
+    now = timezone.now()
+    ActivationReplay.objects.create(
+        key_hash=replay_key_hash(user_id=BODY["user_id"], key=key),
+        user_id=BODY["user_id"],
+        caller=caller,
+        request_hash=_request_hash(dict(BODY)),
+        created_at=now,
+        expires_at=now + timezone.timedelta(minutes=3),
+    )
+    settings.DEMO_REQUEST_TIMEOUT_SECONDS = 0  # no patience: the answer at once
+
+    retry = activate(as_user(caller), key)
+
+    assert retry.status_code == 409 and retry.json()["code"] == "idempotency_key_busy"
+    assert not PressPass.objects.exists()  # the retry activated nothing beside the first
+
+
 def test_after_the_link_expires_the_key_replays_nothing(integration, pool_config, fill):
     pool_config(min_available=0)
     fill(2)
