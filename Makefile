@@ -76,7 +76,10 @@ run: install
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo "Brokerdesk on http://127.0.0.1:$(PORT)/admin/  (API docs: /api/docs/)"
 	@$(if $(RUN_BANNER),echo "$(RUN_BANNER)")
+	@# honcho gives each process a PORT of its own (PORT + 100 x its place): the link address is
+	@# fixed here, or a link the worker makes (a queued activation's) would point at PORT+100.
 	@WEB_PORT=$(PORT) MONITOR_QUEUE=$${MONITOR_QUEUE-monitor} \
+		PUBLIC_BASE_URL=$${PUBLIC_BASE_URL-http://127.0.0.1:$(PORT)} \
 		$(BIN)/honcho --procfile Procfile.dev start $(RUN_PROCESSES)
 
 ## test: set up and run the tests (PostgreSQL and Redis when DATABASE_URL and REDIS_URL are set)

@@ -150,12 +150,35 @@ def check_make_run(tmp_path: Path, *, processes=("web", "worker", "monitor", "be
         link = answer.json()["delivery"]["link"]
         assert link.startswith(f"{run.url}/d/"), link
         assert requests.get(link, timeout=10).status_code == 200
+        # Links made by the other processes (a queued activation's, by the worker) too: honcho
+        # gives each its own PORT, so each must be told the web's address (found by a
+        # newcomer: the worker's links pointed at PORT+100).
+        told = run_environments(run, "PUBLIC_BASE_URL")
+        assert len(told) >= len(processes) and set(told.values()) == {run.url}, told
     finally:
         run.stop()
     output = run.output()
     for name in processes:
         assert re.search(rf"^\S* ?{name}\.1 +\| ", output, re.MULTILINE), f"{name} never ran"
     assert "Traceback" not in output, output[output.index("Traceback") - 2000 :][:6000]
+
+
+def run_environments(run: MakeRun, name: str) -> dict[int, str]:
+    """`name` in the environment of every process of the run that has it set, by pid."""
+    found = {}
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        pid = int(environ.parent.name)
+        try:
+            if os.getsid(pid) != run.process.pid:
+                continue
+            variables = dict(
+                item.split(b"=", 1) for item in environ.read_bytes().split(b"\0") if b"=" in item
+            )
+        except (OSError, ProcessLookupError):
+            continue  # ended meanwhile, or not ours to read
+        if name.encode() in variables:
+            found[pid] = variables[name.encode()].decode()
+    return found
 
 
 def check_web_api_path(run: MakeRun, env: dict[str, str]) -> None:
