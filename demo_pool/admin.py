@@ -6,6 +6,7 @@ the dashboard is the pool status (`view_pool_status`), replenishing changes the 
 (`change_poolconfig`), retiring needs `retire_demoaccount` and resending `resend_presspass`.
 """
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
@@ -23,6 +24,7 @@ from demo_pool.models import (
     ProvisioningRequest,
 )
 from demo_pool.selectors import availability_by_day, pool_status
+from demo_pool.services.assignment import HANDED_TO_CALLER
 
 
 class _ReadOnly(admin.ModelAdmin):
@@ -173,23 +175,45 @@ class PressPassAdmin(_ReadOnly):
         permissions=["resend"],
     )
     def resend_credentials(self, request: HttpRequest, queryset):
-        sent = 0
+        handed, sent_out = [], 0
         for press_pass in queryset.filter(status=PressPass.Status.ACTIVE):
             try:
-                services.press_pass_resend(
+                result = services.press_pass_resend(
                     user_id=press_pass.user_id,
                     delivery_method=press_pass.delivery_method,
                     contact_info=press_pass.contact_info,
                     actor=request.user,
                 )
-                sent += 1
             except ApplicationError as exc:
                 self.message_user(request, f"{press_pass.user_id}: {exc}", messages.ERROR)
-        self.message_user(
-            request,
-            f"{sent} press pass(es) resent. Links for api and qr passes are in the deliveries.",
-            messages.SUCCESS,
-        )
+                continue
+            if press_pass.delivery_method in HANDED_TO_CALLER:
+                handed.append(
+                    {
+                        "user_id": press_pass.user_id,
+                        "method": press_pass.delivery_method,
+                        "link": result.link,
+                        "qr_svg": result.qr_svg,
+                    }
+                )
+            else:
+                sent_out += 1
+        if not handed:
+            self.message_user(request, f"{sent_out} press pass(es) resent.", messages.SUCCESS)
+            return None
+        # An api or qr pass's new link is the staff member's to hand over, and the old one is
+        # dead: it is rendered straight into this answer (never a message, which a cookie or
+        # the session would keep), the admin's never_cache keeping it out of caches.
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Credentials resent",
+            "sent": len(handed) + sent_out,
+            "sent_out": sent_out,
+            "handed": handed,
+            "ttl_minutes": settings.DELIVERY_LINK_TTL_MINUTES,
+        }
+        return TemplateResponse(request, "admin/demo_pool/presspass/resent.html", context)
 
 
 @admin.register(ProvisioningRequest)

@@ -104,3 +104,28 @@ def test_metrics_serve_the_pool_gauges(client, pool_config, fill, settings):
     assert 'brokerdesk_demo_pool_accounts{status="available"} 1.0' in body
     assert "brokerdesk_demo_pool_provisioning_latency_seconds" in body
     assert "brokerdesk_demo_pool_assignments_total" in body
+
+
+def test_the_admin_resend_shows_the_new_link_of_an_api_pass_once_and_it_opens(
+    staff_client, pool_config, fill, reveal
+):
+    """Found by a newcomer: the action said the link was "in the deliveries", which never
+    show a secret, while the old link was already dead: staff had nothing to hand over."""
+    import re
+    from html import unescape
+
+    pool_config(min_available=0)
+    fill(1)
+    press_pass_activate(user_id="u", real_name="U", delivery_method="api")
+    client = staff_client(Role.SUPPORT_AGENT)
+
+    page = client.post(
+        "/admin/demo_pool/presspass/",
+        {"action": "resend_credentials", "_selected_action": [PressPass.objects.get().pk]},
+    )
+
+    assert page.status_code == 200
+    assert "no-store" in page.get("Cache-Control", "")  # the admin's never_cache
+    [link] = re.findall(r'value="(https?://[^"]+/d/[^"]+)"', page.content.decode())
+    assert reveal(unescape(link))["password"] == DemoAccount.objects.get(status="assigned").password
+    assert link not in str(page.cookies)  # not kept in a message cookie either
