@@ -6,7 +6,8 @@ from accounts.health import doctor_checks, run_checks
 # Backends that deliver nothing: with DEBUG off they are allowed only when EMAIL_BACKEND names
 # them (settings refuse to start otherwise), and said here every time.
 NOT_SENT = {
-    "console": "printed to the process's stdout: one-time links land in the worker's log",
+    "console": "printed to the worker's stdout and never sent: its log shows each one-time "
+    "link with the token redacted (to try a link locally, deliver by api or qr)",
     "filebased": "written to files under EMAIL_FILE_PATH: one-time links land on disk",
     "locmem": "kept in memory and never sent",
     "dummy": "dropped: nobody gets them",
