@@ -104,6 +104,7 @@ class AccountHealthSerializer(serializers.Serializer):
     days_left = serializers.IntegerField()
     needs_attention = serializers.BooleanField()
     last_check_at = serializers.DateTimeField(allow_null=True)
+    live_check_error = serializers.CharField(allow_blank=True)
     recent_checks = HealthLogSerializer(many=True)
 
 

@@ -21,6 +21,7 @@ from demo_pool.errors import (
 from demo_pool.models import ActivationRequest
 from demo_pool.selectors import pool_status, press_pass_current
 from demo_pool.services import ActivationResult
+from demo_pool.services.lifecycle import GATEWAY_ERROR
 
 from .serializers import (
     AccountHealthSerializer,
@@ -187,28 +188,39 @@ class AccountHealthView(APIView):
 
     @extend_schema(
         responses={200: AccountHealthSerializer, 404: DemoErrorSerializer},
-        description="A live check of the user's press-pass account, logged, with recent checks.",
+        description=(
+            "A live check of the user's press-pass account, logged, with recent checks. When "
+            "the demo server does not answer, the fields are the last check it answered and "
+            "`live_check_error` says why this one failed."
+        ),
     )
     def get(self, request, user_id):
         press_pass = press_pass_current(user_id=user_id)
         if press_pass is None:
             raise PressPassNotFoundError("This user has no press pass.")
         account = press_pass.account
-        log = services.account_health_check(account=account)
+        live = services.account_health_check(account=account)
         account.refresh_from_db()
+        log, live_error = live, ""
+        if live.error.startswith(GATEWAY_ERROR):
+            # The server did not answer: that says nothing about the account. The answer is
+            # the last check it did answer (none yet: unknown), and why this one failed.
+            log = account.health_logs.exclude(error__startswith=GATEWAY_ERROR).first()
+            live_error = live.error
         seconds_left = (press_pass.expires_at - timezone.now()).total_seconds()
         out = {
             "login": account.login,
             "status": account.status,
             "press_pass_status": press_pass.status,
-            "connected": log.connected,
-            "enabled": log.enabled,
-            "balance": log.balance,
-            "equity": log.equity,
+            "connected": bool(log and log.connected),
+            "enabled": bool(log and log.enabled),
+            "balance": log.balance if log else None,
+            "equity": log.equity if log else None,
             "expires_at": press_pass.expires_at,
             "days_left": max(0, math.ceil(seconds_left / 86400)),
             "needs_attention": account.needs_attention,
-            "last_check_at": log.checked_at,
+            "last_check_at": log.checked_at if log else None,
+            "live_check_error": live_error,
             "recent_checks": account.health_logs.all()[:10],
         }
         return Response(AccountHealthSerializer(out).data)

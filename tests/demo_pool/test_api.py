@@ -151,3 +151,28 @@ def test_support_agents_resend_and_read_health(make_user, as_user, pool_config, 
     assert agent.get("/api/v1/demo/accounts/nobody/health/").status_code == 404
     missing = agent.post(RESEND, {"user_id": "x", "delivery_method": "api"}, format="json")
     assert missing.status_code == 404
+
+
+def test_health_during_a_demo_server_outage_shows_the_last_answer_not_a_disabled_account(
+    make_user, as_user, pool_config, fill, admin_api
+):
+    """Found by a newcomer: with the demo server down the answer said enabled false, balance
+    null, as if the account were broken; the outage says nothing about the account."""
+    from tests.demo_pool.conftest import FaultyDemoGateway
+
+    pool_config(min_available=0)
+    fill(1)
+    admin_api.post(ACTIVATE, BODY, format="json")
+    agent = as_user(make_user(role=Role.SUPPORT_AGENT))
+    before = agent.get("/api/v1/demo/accounts/42/health/").json()
+    FaultyDemoGateway().fail_next("check_account")
+
+    during = agent.get("/api/v1/demo/accounts/42/health/")
+
+    assert during.status_code == 200
+    body = during.json()
+    assert body["live_check_error"].startswith("gateway: TransientGatewayError")
+    assert body["enabled"] is True and body["balance"] == before["balance"]
+    assert body["last_check_at"] == before["last_check_at"]
+    assert body["recent_checks"][0]["healthy"] is False  # the failed check is logged
+    assert before["live_check_error"] == ""
