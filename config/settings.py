@@ -775,6 +775,10 @@ DELIVERY_SEND_MAX_RETRIES = env.int("DELIVERY_SEND_MAX_RETRIES", default=5)
 # --- Logging: one JSON object per line on stdout ----------------------------------------------
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# Celery's "Task ... received" / "succeeded" lines and beat's "Sending due task". `make run`
+# sets WARNING for the monitor worker and beat: the sweep, every second, otherwise buries every
+# other line of the run (a task that fails is still logged: at ERROR).
+CELERY_TASK_LOG_LEVEL = env.str("CELERY_TASK_LOG_LEVEL", default=LOG_LEVEL)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -784,5 +788,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": LOG_LEVEL},
+        "celery.app.trace": {"level": CELERY_TASK_LOG_LEVEL},
+        "celery.worker.strategy": {"level": CELERY_TASK_LOG_LEVEL},
+        "celery.beat": {"level": CELERY_TASK_LOG_LEVEL},
     },
 }
