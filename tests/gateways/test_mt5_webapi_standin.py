@@ -257,6 +257,16 @@ def test_tls_with_the_generated_certificate():
         assert server.certificate_pem.startswith(b"-----BEGIN CERTIFICATE-----")
 
 
+def test_a_tls_stand_in_keeps_no_private_key_on_disk_and_leaves_nothing_behind():
+    """Found by a newcomer: every `--tls` run left its cert.pem and key.pem in /tmp."""
+    from pathlib import Path
+
+    with running_standin(tls=True) as (_url, server):
+        folder = Path(server.cafile).parent
+        assert sorted(p.name for p in folder.iterdir()) == ["cert.pem"]  # clients trust it
+    assert not folder.exists()
+
+
 def test_unknown_paths_are_404_and_posting_is_required_where_documented(manager):
     assert manager.call("/api/nothing/here")[0] == 404
     assert manager.call("/api/user/add", group="demo\\standard")[0] == 405
@@ -840,3 +850,39 @@ def test_a_client_failing_the_tls_handshake_does_not_stop_the_server():
         plain.close()
         connection = Connection(url, context=ssl.create_default_context(cafile=server.cafile))
         connection.login()
+
+
+def test_the_command_stopped_by_sigterm_removes_its_certificate():
+    """honcho and service managers stop the stand-in with SIGTERM, not Ctrl-C."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.conf import settings as django_settings
+
+    command = [sys.executable, "manage.py", "mt5_webapi_standin", "--port", "0", "--tls"]
+    process = subprocess.Popen(
+        command,
+        cwd=Path(django_settings.BASE_DIR),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = []
+        for line in process.stdout:  # waits for the server's own words, not for time
+            lines.append(line)
+            if "self-signed certificate:" in line:
+                break
+        [cafile] = re.findall(r"self-signed certificate: (\S+)", "".join(lines))
+        assert Path(cafile).exists()
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
+    assert not Path(cafile).parent.exists()

@@ -9,6 +9,8 @@ certificate is self-signed, made at start; its PEM file is printed so a client c
 pin it.
 """
 
+import signal
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -86,9 +88,17 @@ class Command(BaseCommand):
         if server.cafile:
             self.stdout.write(f"self-signed certificate: {server.cafile}")
         self.stdout.flush()
+        # honcho and service managers stop it with SIGTERM: stop as on Ctrl-C (the generated
+        # certificate's folder is removed, the sessions hang up).
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             self.stdout.write("stopped")
         finally:
             server.stop()
+
+
+def _interrupt(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+    raise KeyboardInterrupt

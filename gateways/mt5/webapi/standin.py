@@ -30,9 +30,11 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import queue
 import random
 import secrets
+import shutil
 import socket
 import ssl
 import threading
@@ -135,6 +137,7 @@ class MT5WebAPIStandIn:
         self.clock = clock
         self.certificate_pem: bytes | None = None
         self.cafile: str | None = None
+        self._tls_folder: str | None = None
         self._dealer_ids = itertools.count(1)
         self._dealer_queue: queue.Queue = queue.Queue()
         self._queued = 0
@@ -175,6 +178,8 @@ class MT5WebAPIStandIn:
         return self
 
     def stop(self) -> None:
+        if self._tls_folder:
+            shutil.rmtree(self._tls_folder, ignore_errors=True)
         if self._serving:  # shutdown() waits for a serve_forever() that must have started
             self.httpd.shutdown()
         self.httpd.server_close()
@@ -231,6 +236,10 @@ class MT5WebAPIStandIn:
         certificate = self_signed(host)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(certificate.certfile, certificate.keyfile)
+        # The key is in the context now: it need not wait on disk; the certificate stays, for
+        # clients to trust, until stop() removes its folder.
+        os.unlink(certificate.keyfile)
+        self._tls_folder = os.path.dirname(certificate.certfile)
         self.certificate_pem = certificate.pem
         self.cafile = certificate.certfile
         # The handshake runs in the connection's thread, not in accept().
