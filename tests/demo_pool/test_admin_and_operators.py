@@ -44,6 +44,21 @@ def test_the_dashboard_shows_the_pool_and_replenishes(staff_client, pool_config,
     assert DemoAccount.objects.filter(status="provisioning").count() == 2
 
 
+def test_the_dashboard_says_no_data_rather_than_a_perfect_rate(staff_client, pool_config, fill):
+    """Found by a newcomer: an untouched pool showed delivery success 1.000."""
+    pool_config(min_available=0)
+    fill(1)
+    client = staff_client(Role.SUPER_ADMIN)
+
+    quiet = client.get("/admin/demo_pool/demoaccount/dashboard/").content.decode()
+    press_pass_activate(user_id="u", real_name="U", delivery_method="api")
+    used = client.get("/admin/demo_pool/demoaccount/dashboard/").content.decode()
+
+    assert "no deliveries in 7 days" in quiet and "no activations in 7 days" in quiet
+    assert "Delivery success 1.000 of 1" in used
+    assert "Served at once 1.000 of 1 activations" in used
+
+
 def test_the_configuration_changelist_opens_the_one_row(staff_client, pool_config):
     pool_config()
     response = staff_client(Role.SUPER_ADMIN).get("/admin/demo_pool/poolconfig/")
