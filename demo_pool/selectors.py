@@ -73,7 +73,7 @@ def pool_status() -> dict:
         "delivery_success_rate": (
             round(1 - deliveries["failed"] / deliveries["total"], 4) if deliveries["total"] else 1.0
         ),
-        # Not in the API (the rates say 1.0 with nothing to measure): for the dashboard to.
+        # Not in the API (the rates say 1.0 with nothing to measure): for the dashboard.
         "activations_asked": asked,
         "deliveries_made": deliveries["total"],
     }

@@ -21,7 +21,6 @@ from demo_pool.errors import (
 from demo_pool.models import ActivationRequest
 from demo_pool.selectors import pool_status, press_pass_current
 from demo_pool.services import ActivationResult
-from demo_pool.services.lifecycle import GATEWAY_ERROR
 
 from .serializers import (
     AccountHealthSerializer,
@@ -199,14 +198,9 @@ class AccountHealthView(APIView):
         if press_pass is None:
             raise PressPassNotFoundError("This user has no press pass.")
         account = press_pass.account
-        live = services.account_health_check(account=account)
+        report = services.account_health_report(account=account)
         account.refresh_from_db()
-        log, live_error = live, ""
-        if live.error.startswith(GATEWAY_ERROR):
-            # The server did not answer: that says nothing about the account. The answer is
-            # the last check it did answer (none yet: unknown), and why this one failed.
-            log = account.health_logs.exclude(error__startswith=GATEWAY_ERROR).first()
-            live_error = live.error
+        log = report.last_answered
         seconds_left = (press_pass.expires_at - timezone.now()).total_seconds()
         out = {
             "login": account.login,
@@ -220,7 +214,7 @@ class AccountHealthView(APIView):
             "days_left": max(0, math.ceil(seconds_left / 86400)),
             "needs_attention": account.needs_attention,
             "last_check_at": log.checked_at if log else None,
-            "live_check_error": live_error,
+            "live_check_error": report.live_error,
             "recent_checks": account.health_logs.all()[:10],
         }
         return Response(AccountHealthSerializer(out).data)

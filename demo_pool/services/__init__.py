@@ -10,7 +10,9 @@ from .assignment import (
     press_pass_resend,
 )
 from .lifecycle import (
+    HealthReport,
     account_health_check,
+    account_health_report,
     account_retire,
     pool_cleanup,
     pool_health_check,
@@ -28,8 +30,10 @@ from .replay import ActivationAnswer, press_pass_activate_once
 __all__ = [
     "ActivationAnswer",
     "ActivationResult",
+    "HealthReport",
     "RefillResult",
     "account_health_check",
+    "account_health_report",
     "account_retire",
     "activation_requests_fulfil",
     "pool_cleanup",

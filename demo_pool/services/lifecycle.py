@@ -1,6 +1,7 @@
 """Health checks, expiry and cleanup: bounded sweeps, gateway calls outside transactions,
 each account in its own try/except, counts out."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -53,6 +54,25 @@ def account_health_check(*, account: DemoAccount) -> HealthLog:
             last_health_at=now, health_failures=F("health_failures") + 1
         )
     return log
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """What a live check tells about an account: the last check the server answered (this
+    one, or an earlier one when the server did not answer now; None if it never has), and
+    why this check got no answer ("" when it did)."""
+
+    last_answered: HealthLog | None
+    live_error: str
+
+
+def account_health_report(*, account: DemoAccount) -> HealthReport:
+    """A live check, logged; a server that does not answer says nothing about the account."""
+    live = account_health_check(account=account)
+    if not live.error.startswith(GATEWAY_ERROR):
+        return HealthReport(live, "")
+    answered = account.health_logs.exclude(error__startswith=GATEWAY_ERROR).first()
+    return HealthReport(answered, live.error)
 
 
 def account_retire(*, account: DemoAccount, reason: str, actor=None) -> bool:
