@@ -190,9 +190,10 @@ class AuditEventQuerySet(models.QuerySet):
     def delete(self):
         raise AuditRefused("Audit events cannot be deleted.")
 
-    # bulk_update goes through update(); bulk_create would skip the chain.
+    # bulk_update goes through update(); bulk_create would skip the chain (only
+    # audit_record_many, which links the chain itself, calls the QuerySet's own).
     def bulk_create(self, *args, **kwargs):
-        raise AuditRefused("Audit events are written one by one through audit_record().")
+        raise AuditRefused("Audit events are written through audit_record() or its _many.")
 
 
 class AuditEvent(models.Model):

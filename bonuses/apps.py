@@ -6,9 +6,14 @@ class BonusesConfig(AppConfig):
     verbose_name = "Bonuses"
 
     def ready(self) -> None:
-        from accounts.signals import account_event_recorded, own_operation_comments
+        from accounts.signals import (
+            account_event_recorded,
+            own_operation_comments,
+            receive_events_in_batches,
+        )
 
         account_event_recorded.connect(_on_account_event, dispatch_uid="bonuses.account_event")
+        receive_events_in_batches("deposit", _on_deposits)
         own_operation_comments.connect(_own_comments, dispatch_uid="bonuses.own_comments")
 
 
@@ -19,16 +24,8 @@ class BonusesConfig(AppConfig):
 def _on_account_event(sender, event, **kwargs) -> None:
     from bonuses import services
 
-    kind = event.kind
-    if kind == "deposit":
-        services.trigger_deposit(
-            login=event.login,
-            amount=event.amount,
-            deal_id=event.ticket,
-            source="monitor",
-            deal_from_server=True,  # the monitor read this deal from MT5 itself
-        )
-    elif kind == "withdrawal":
+    kind = event.kind  # deposits come in batches, to `_on_deposits`
+    if kind == "withdrawal":
         services.withdrawal_apply(
             login=event.login,
             amount=event.amount,
@@ -46,6 +43,18 @@ def _on_account_event(sender, event, **kwargs) -> None:
         )
     elif kind == "registration":
         services.trigger_registration(login=event.login, account_from_server=True)
+
+
+def _on_deposits(events) -> None:
+    """Deposits the monitor read from MT5, granted together (see `trigger_deposits`)."""
+    from bonuses import services
+
+    services.trigger_deposits(
+        [
+            services.Deposit(login=e.login, amount=e.amount, deal_id=e.ticket, source="monitor")
+            for e in events
+        ]
+    )
 
 
 def _own_comments(sender, comments, **kwargs) -> set[str]:

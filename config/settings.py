@@ -431,6 +431,8 @@ MONITOR_EVENT_LEASE_SECONDS = env.int("MONITOR_EVENT_LEASE_SECONDS", default=120
 MONITOR_DISPATCH_LIMIT = env.int("MONITOR_DISPATCH_LIMIT", default=1000)
 # Logins whose events are handled at once (threads, PostgreSQL only); one login's in order.
 MONITOR_DISPATCH_THREADS = env.int("MONITOR_DISPATCH_THREADS", default=4)
+# Events of a kind taken in batches (deposits) handed over this many at a time.
+MONITOR_DISPATCH_BATCH_SIZE = env.int("MONITOR_DISPATCH_BATCH_SIZE", default=1000)
 # The monitor's tasks (sweep, batches, discovery, event dispatch) on a queue of their own, for
 # a worker started with `-Q <name>`: a one-second sweep then never waits behind minute-long
 # pool, trading or resolver tasks. Empty: Celery's default queue, like every other task.

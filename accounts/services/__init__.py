@@ -8,7 +8,7 @@ from .api_keys import (
     api_key_scopes_clean,
     api_key_set_scopes,
 )
-from .audit import audit_record, audit_verify
+from .audit import audit_record, audit_record_many, audit_verify
 from .events import account_events_dispatch, account_events_pending, account_events_retry_now
 from .lockout import login_attempt_start, login_attempt_succeeded, login_lockout_unlock
 from .monitor import (
@@ -19,6 +19,7 @@ from .monitor import (
     monitor_sweep,
     monitor_test_deal,
 )
+from .parallel import in_threads, threads_for
 from .roles import roles_sync, user_roles
 from .tokens import (
     TokenPair,
@@ -51,7 +52,9 @@ __all__ = [
     "api_key_scopes_clean",
     "api_key_set_scopes",
     "audit_record",
+    "audit_record_many",
     "audit_verify",
+    "in_threads",
     "login_attempt_start",
     "login_attempt_succeeded",
     "login_lockout_unlock",
@@ -61,6 +64,7 @@ __all__ = [
     "monitor_sweep",
     "monitor_test_deal",
     "roles_sync",
+    "threads_for",
     "token_families_revoke_all",
     "token_family_revoke",
     "token_pair_issue",

@@ -78,30 +78,18 @@ def audit_record(
     ip: str | None = None,
 ) -> AuditEvent:
     """Append an event to its object's chain; `actor=None` records the system as the actor."""
-    if obj is not None:
-        if object_type is not None or object_id is not None:
-            raise ValueError("Pass either obj or object_type/object_id, not both.")
-        if obj.pk is None:
-            raise ValueError("Cannot audit an unsaved object.")
-        object_type, object_id = obj._meta.label_lower, obj.pk
-    if not object_type or object_id is None or str(object_id) == "":
-        raise ValueError("An audit event needs obj, or object_type and object_id.")
-    if not action:
-        raise ValueError("An audit event needs an action.")
-    actor_id, actor_label = _actor(actor)
-    fields = {
-        "action": action,
-        "object_type": object_type,
-        "object_id": str(object_id),
-        "actor_label": actor_label,
-        "reason": reason or "",
-        "mt5_login": None if mt5_login is None else int(mt5_login),
-        "before": _normalize_json(before),
-        "after": _normalize_json(after),
-        "ip": _normalize_ip(ip),
-    }
-    _check_lengths(fields)
-
+    actor_id, fields = _event_fields(
+        action=action,
+        obj=obj,
+        object_type=object_type,
+        object_id=object_id,
+        actor=actor,
+        mt5_login=mt5_login,
+        before=before,
+        after=after,
+        reason=reason,
+        ip=ip,
+    )
     db = router.db_for_write(AuditEvent)
     # savepoint=False: join the caller's transaction rather than open another savepoint; the
     # savepoint that matters is the one around each attempt below.
@@ -136,6 +124,92 @@ def audit_record(
                 if attempt == _MAX_ATTEMPTS:
                     raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def audit_record_many(events: list[dict[str, Any]]) -> list[AuditEvent]:
+    """`audit_record` for many events at once (each a dict of its keyword arguments), in
+    their order: the same chains and hashes, in a handful of queries instead of four each.
+
+    The chains' locks are taken in key order (so two batches never deadlock on each other),
+    their heads read in one query, and the events inserted in one; a chain may get several
+    of the events, linked in order.
+    """
+    if not events:
+        return []
+    prepared = [_event_fields(**event) for event in events]
+    chains = {(fields["object_type"], fields["object_id"]) for _, fields in prepared}
+    db = router.db_for_write(AuditEvent)
+    with transaction.atomic(using=db, savepoint=False):
+        if connections[db].vendor == "postgresql":
+            keys = sorted({_chain_lock_key(*chain) for chain in chains})
+            with connections[db].cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(pg_advisory_xact_lock(k)) FROM "
+                    "(SELECT unnest(%s::bigint[]) AS k ORDER BY 1) AS ordered",
+                    [keys],
+                )
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            try:
+                with transaction.atomic(using=db):
+                    heads = _chain_heads(db, chains)
+                    rows = []
+                    at = _utc(timezone.now())
+                    for actor_id, fields in prepared:
+                        chain = (fields["object_type"], fields["object_id"])
+                        seq, prev_hash = heads.get(chain, (0, ""))
+                        event = AuditEvent(
+                            at=at, actor_id=actor_id, seq=seq + 1, prev_hash=prev_hash, **fields
+                        )
+                        event.hash = _event_hash(event)
+                        heads[chain] = (event.seq, event.hash)
+                        rows.append(event)
+                    # The chained rows, through the QuerySet's own bulk_create (the
+                    # model's refuses, so that nothing else writes events unlinked).
+                    return models.QuerySet.bulk_create(AuditEvent.objects.using(db).all(), rows)
+            except IntegrityError:
+                if attempt == _MAX_ATTEMPTS:
+                    raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _event_fields(
+    *,
+    action: str,
+    obj: models.Model | None = None,
+    object_type: str | None = None,
+    object_id: Any = None,
+    actor=None,
+    mt5_login: int | None = None,
+    before: Any = None,
+    after: Any = None,
+    reason: str = "",
+    ip: str | None = None,
+) -> tuple[int | None, dict[str, Any]]:
+    """The actor's id and the checked, normalized content fields of one event."""
+    if obj is not None:
+        if object_type is not None or object_id is not None:
+            raise ValueError("Pass either obj or object_type/object_id, not both.")
+        if obj.pk is None:
+            raise ValueError("Cannot audit an unsaved object.")
+        object_type, object_id = obj._meta.label_lower, obj.pk
+    if not object_type or object_id is None or str(object_id) == "":
+        raise ValueError("An audit event needs obj, or object_type and object_id.")
+    if not action:
+        raise ValueError("An audit event needs an action.")
+    actor_id, actor_label = _actor(actor)
+    fields = {
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "actor_label": actor_label,
+        "reason": reason or "",
+        "mt5_login": None if mt5_login is None else int(mt5_login),
+        "before": _normalize_json(before),
+        "after": _normalize_json(after),
+        "ip": _normalize_ip(ip),
+    }
+    _check_lengths(fields)
+    return actor_id, fields
 
 
 def audit_verify(
@@ -200,6 +274,23 @@ def _chain_head(db: str, object_type: str, object_id: str) -> tuple[int, str]:
         .first()
     )
     return head if head is not None else (0, "")
+
+
+def _chain_heads(db: str, chains: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, str]]:
+    """The newest (seq, hash) of each of these chains that has events, in one query."""
+    by_type: dict[str, list[str]] = {}
+    for object_type, object_id in chains:
+        by_type.setdefault(object_type, []).append(object_id)
+    query = models.Q()
+    for object_type, ids in by_type.items():
+        query |= models.Q(object_type=object_type, object_id__in=ids)
+    heads: dict[tuple[str, str], tuple[int, str]] = {}
+    rows = AuditEvent.objects.using(db).filter(query).order_by("seq")
+    for object_type, object_id, seq, hash_ in rows.values_list(
+        "object_type", "object_id", "seq", "hash"
+    ):
+        heads[(object_type, object_id)] = (seq, hash_)
+    return heads
 
 
 def _event_hash(event: AuditEvent) -> str:

@@ -19,9 +19,11 @@ from .conversion import trade_deal_convert
 from .deals import DealError, deposit_deal_match, deposit_deal_verify
 from .eligibility import EligibilityFailure, IneligibleError, check_eligibility_all
 from .grants import (
+    Deposit,
     bonus_amount,
     bonus_assign,
     trigger_deposit,
+    trigger_deposits,
     trigger_promo_code,
     trigger_registration,
 )
@@ -40,6 +42,7 @@ from .reconcile import CreditDrift, credit_reconcile
 __all__ = [
     "CreditDrift",
     "DealError",
+    "Deposit",
     "EligibilityFailure",
     "IneligibleError",
     "ManualLimit",
@@ -63,6 +66,7 @@ __all__ = [
     "operation_execute",
     "trade_deal_convert",
     "trigger_deposit",
+    "trigger_deposits",
     "trigger_promo_code",
     "trigger_registration",
     "withdrawal_apply",

@@ -8,7 +8,7 @@ from decimal import ROUND_DOWN, Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.locks import AdvisoryLock, advisory_xact_lock
+from accounts.locks import AdvisoryLock, advisory_xact_lock, advisory_xact_lock_many
 from accounts.services import audit_record
 from bonuses.models import Bonus
 from campaigns.models import Campaign
@@ -19,6 +19,9 @@ logger = logging.getLogger("bonuses")
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
+# A batch (of grants, of their outcomes) locks at most this many accounts a transaction: each
+# advisory lock, and each audit chain's, takes a slot of PostgreSQL's shared lock table.
+ACCOUNTS_PER_TRANSACTION = 200
 # Bonuses that hold (or are about to hold) credit on the server.
 LIVE_STATUSES = (Bonus.Status.PENDING, Bonus.Status.ACTIVE)
 
@@ -31,6 +34,11 @@ def cents_down(value: Decimal) -> Decimal:
 def lock_account(login: int) -> None:
     """Serialize money work on `login` until the surrounding transaction ends."""
     advisory_xact_lock(AdvisoryLock.MT5_ACCOUNT, int(login))
+
+
+def lock_accounts(logins) -> None:
+    """`lock_account` for many logins at once, in login order (so batches never deadlock)."""
+    advisory_xact_lock_many(AdvisoryLock.MT5_ACCOUNT, [int(login) for login in logins])
 
 
 def read_account(login: int) -> MT5Account | None:
@@ -92,18 +100,42 @@ def audit_bonus(
     extra: dict | None = None,
 ) -> None:
     """Write `bonus.<verb>` with the bonus before and after, and the account as last read."""
+    audit_record(
+        **bonus_event(
+            verb=verb,
+            bonus=bonus,
+            before=before,
+            actor=actor,
+            account=account,
+            reason=reason,
+            extra=extra,
+        )
+    )
+
+
+def bonus_event(
+    *,
+    verb: str,
+    bonus: Bonus,
+    before: dict | None,
+    actor=None,
+    account: MT5Account | None = None,
+    reason: str = "",
+    extra: dict | None = None,
+) -> dict:
+    """The `audit_record` arguments of `audit_bonus` (for `audit_record_many`)."""
     after = {"bonus": bonus_state(bonus), "account": account_state(account)}
     if extra:
         after.update(extra)
-    audit_record(
-        action=f"bonus.{verb}",
-        obj=bonus,
-        actor=actor,
-        mt5_login=bonus.login,
-        before={"bonus": before, "account": account_state(account)} if before else None,
-        after=after,
-        reason=reason,
-    )
+    return {
+        "action": f"bonus.{verb}",
+        "obj": bonus,
+        "actor": actor,
+        "mt5_login": bonus.login,
+        "before": {"bonus": before, "account": account_state(account)} if before else None,
+        "after": after,
+        "reason": reason,
+    }
 
 
 def campaign_window_problem(campaign: Campaign, now: datetime | None = None) -> str | None:

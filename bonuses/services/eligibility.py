@@ -75,8 +75,13 @@ def eligibility_failures(
     deposit_amount: Decimal | None,
     deal_id: int | None = None,
     now: datetime | None = None,
+    held: list[Bonus] | None = None,
 ) -> list[EligibilityFailure]:
-    """The rules against an account already read; the grant calls it again under its lock."""
+    """The rules against an account already read; the grant calls it again under its lock.
+
+    `held`: the login's bonuses as `held_bonuses` reads them (a batch reads them once for
+    many accounts); read here when not given.
+    """
     failures: list[EligibilityFailure] = []
 
     def fail(code: str, message: str, overridable: bool) -> None:
@@ -114,14 +119,14 @@ def eligibility_failures(
                 f"Deposit {deposit_amount} is above the maximum {campaign.max_deposit}.",
                 True,
             )
-    held = Bonus.objects.filter(login=login)
-    if (
-        campaign.one_per_account
-        and held.filter(campaign=campaign).exclude(status=Bonus.Status.FAILED).exists()
+    if held is None:
+        held = held_bonuses([login]).get(login, [])
+    if campaign.one_per_account and any(
+        bonus.campaign_id == campaign.pk and bonus.status != Bonus.Status.FAILED for bonus in held
     ):
         fail("duplicate_bonus", "The account already received this campaign's bonus.", True)
     if campaign.max_concurrent is not None:
-        live = held.filter(status__in=LIVE_STATUSES).count()
+        live = sum(1 for bonus in held if bonus.status in LIVE_STATUSES)
         if live >= campaign.max_concurrent:
             fail(
                 "max_concurrent",
@@ -129,27 +134,55 @@ def eligibility_failures(
                 True,
             )
     if deal_id is not None:
-        problem = stacking_problem(login=login, campaign=campaign, deal_id=deal_id)
+        problem = stacking_problem(login=login, campaign=campaign, deal_id=deal_id, held=held)
         if problem:
             fail("stacking_exclusive", problem, True)
     return failures
 
 
-def deal_bonuses_elsewhere(*, login: int, campaign: Campaign, deal_id: int) -> list[Bonus]:
-    """The bonuses (not failed) that deposit deal `deal_id` already gave other campaigns,
-    oldest first."""
-    return list(
-        Bonus.objects.filter(login=login, deposit_deal_id=deal_id)
-        .exclude(status=Bonus.Status.FAILED)
-        .exclude(campaign=campaign)
+def held_bonuses(logins) -> dict[int, list[Bonus]]:
+    """Every bonus of these logins, oldest first, with what the rules read of their campaigns."""
+    held: dict[int, list[Bonus]] = {}
+    rows = (
+        Bonus.objects.filter(login__in=list(logins))
         .select_related("campaign")
+        .only(
+            "login",
+            "campaign_id",
+            "status",
+            "trigger",
+            "deposit_deal_id",
+            "campaign__name",
+            "campaign__stacking",
+        )
         .order_by("pk")
     )
+    for bonus in rows:
+        held.setdefault(bonus.login, []).append(bonus)
+    return held
 
 
-def stacking_problem(*, login: int, campaign: Campaign, deal_id: int) -> str | None:
+def deal_bonuses_elsewhere(
+    *, login: int, campaign: Campaign, deal_id: int, held: list[Bonus] | None = None
+) -> list[Bonus]:
+    """The bonuses (not failed) that deposit deal `deal_id` already gave other campaigns,
+    oldest first (among `held`, the login's bonuses, when given)."""
+    if held is None:
+        held = held_bonuses([login]).get(login, [])
+    return [
+        bonus
+        for bonus in held
+        if bonus.deposit_deal_id == deal_id
+        and bonus.status != Bonus.Status.FAILED
+        and bonus.campaign_id != campaign.pk
+    ]
+
+
+def stacking_problem(
+    *, login: int, campaign: Campaign, deal_id: int, held: list[Bonus] | None = None
+) -> str | None:
     """Why `campaign` may not join the bonuses deal `deal_id` already gave, or None."""
-    others = deal_bonuses_elsewhere(login=login, campaign=campaign, deal_id=deal_id)
+    others = deal_bonuses_elsewhere(login=login, campaign=campaign, deal_id=deal_id, held=held)
     if not others:
         return None
     given = f"Deposit deal {deal_id} already gave a bonus of"

@@ -7,7 +7,8 @@ bonus turns `active` when the server confirms it (then Type A adjusts the levera
 `failed` if the server refuses it. A zero amount grants nothing: there is no credit to post.
 """
 
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from decimal import ROUND_UP, Decimal, InvalidOperation
 
@@ -15,18 +16,21 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.errors import ApplicationError, ConflictError, NotFoundError
+from accounts.services import audit_record_many
 from bonuses.models import Bonus, BonusApproval, CreditIntent, DepositSeen
 from campaigns.models import Campaign, StackingSkip
-from gateways.mt5 import MT5Account
+from gateways.mt5 import MT5Account, get_mt5_gateway
 
 from .common import (
+    ACCOUNTS_PER_TRANSACTION,
     CENT,
     ZERO,
     atomic_for,
-    audit_bonus,
+    bonus_event,
     cents_down,
     live_campaigns,
     lock_account,
+    lock_accounts,
     logger,
 )
 from .common import read_account as _read_account
@@ -35,12 +39,23 @@ from .eligibility import (
     IneligibleError,
     deal_bonuses_elsewhere,
     eligibility_failures,
+    held_bonuses,
     normalized_codes,
 )
-from .ledger import intent_add, new_operation, operation_execute
+from .ledger import intent_build, new_operation, operation_execute, operations_execute_many
 from .limits import approval_request, manual_limit_excess, requester_lock
 
 TriggerType = Campaign.TriggerType
+
+
+@dataclass(frozen=True)
+class Deposit:
+    """A deposit deal the engine is told of."""
+
+    login: int
+    amount: Decimal
+    deal_id: int | None = None
+    source: str = "monitor"
 
 
 def bonus_amount(*, campaign: Campaign, deposit_amount: Decimal | None) -> Decimal:
@@ -194,28 +209,29 @@ def trigger_deposit(
             deal_id = deposit_deal_match(login=login, amount=amount).ticket
         else:
             deposit_deal_verify(login=login, deal_id=deal_id, amount=amount)
-    granted: list[tuple[Bonus, object]] = []
-    with atomic_for(login):
-        if deal_id is not None and not _first_sight(login, deal_id, amount, source):
-            return list(Bonus.objects.filter(login=login, deposit_deal_id=deal_id).order_by("pk"))
-        for campaign in _deposit_campaigns(account):
-            trigger = (
-                Bonus.Trigger.AGENT_CODE
-                if campaign.trigger_type == TriggerType.AGENT_CODE
-                else Bonus.Trigger.AUTO_DEPOSIT
-            )
-            bonus = _grant_if_eligible(
-                account=account,
-                login=login,
-                campaign=campaign,
-                deposit_amount=amount,
-                deal_id=deal_id,
-                trigger=trigger,
-                actor=actor,
-            )
-            if bonus is not None:
-                granted.append(bonus)
-    return _execute_grants(granted)
+    deposit = Deposit(login=login, amount=amount, deal_id=deal_id, source=source)
+    return _deposits_grant([deposit], {login: account} if account else {}, actor=actor)[0]
+
+
+def trigger_deposits(deposits: Sequence[Deposit], *, actor=None) -> list[list[Bonus]]:
+    """Many deposits the caller read from MT5 itself (the monitor's), granted together: the
+    rules of `trigger_deposit` for each, in one transaction holding all their accounts'
+    locks (taken in login order), then every credit sent at once (`operations_execute_many`).
+    The accounts are read in one gateway call first. The bonuses of each deposit, in order;
+    a deposit seen before gives the bonuses its first arrival granted."""
+    deposits = [
+        Deposit(
+            login=int(d.login),
+            amount=_positive_money(d.amount),
+            deal_id=None if d.deal_id is None else int(d.deal_id),
+            source=d.source,
+        )
+        for d in deposits
+    ]
+    if not deposits:
+        return []
+    accounts = get_mt5_gateway().get_accounts(sorted({d.login for d in deposits}))
+    return _deposits_grant(deposits, accounts, actor=actor)
 
 
 def trigger_registration(
@@ -227,30 +243,32 @@ def trigger_registration(
     account = _read_account(login)
     if account is None and not account_from_server:
         raise NotFoundError(f"MT5 account {login} does not exist.", code="account_not_found")
-    granted: list[tuple[Bonus, object]] = []
+    granted: list[_Pending] = []
     with atomic_for(login):
+        held = held_bonuses([login]).get(login, [])
         for campaign in live_campaigns([TriggerType.REGISTRATION]):
-            already = (
-                Bonus.objects.filter(
-                    login=login, campaign=campaign, trigger=Bonus.Trigger.REGISTRATION
-                )
-                .exclude(status=Bonus.Status.FAILED)
-                .exists()
+            already = any(
+                bonus.campaign_id == campaign.pk
+                and bonus.trigger == Bonus.Trigger.REGISTRATION
+                and bonus.status != Bonus.Status.FAILED
+                for bonus in held
             )
             if already:
                 continue
-            bonus = _grant_if_eligible(
+            pending = _grant_if_eligible(
                 account=account,
                 login=login,
                 campaign=campaign,
-                deposit_amount=None,
                 deal_id=None,
                 trigger=Bonus.Trigger.REGISTRATION,
                 actor=actor,
+                held=held,
             )
-            if bonus is not None:
-                granted.append(bonus)
-    return _execute_grants(granted)
+            if pending is not None:
+                held.append(pending.bonus)  # the next campaign's rules see it
+                granted.append(pending)
+        _record_pending(granted)
+    return _execute_grants([(pending.bonus, pending.operation) for pending in granted])
 
 
 def trigger_promo_code(
@@ -360,28 +378,111 @@ def _create_once(**fields) -> Bonus:
         ) from exc
 
 
-def _first_sight(login: int, deal_id: int, amount: Decimal, source: str) -> bool:
-    # Under the account lock the exists() decides; the unique constraint backs it up.
-    if DepositSeen.objects.filter(login=login, deal_id=deal_id).exists():
-        return False
-    try:
-        with transaction.atomic():
-            DepositSeen.objects.create(
-                login=login, deal_id=deal_id, amount=amount, source=(source or "")[:32]
-            )
-    except IntegrityError:
-        return False
-    return True
+def _deposits_grant(
+    deposits: list[Deposit], accounts: dict[int, MT5Account], *, actor
+) -> list[list[Bonus]]:
+    """Record the deposits and their pending bonuses (`ACCOUNTS_PER_TRANSACTION` deposits a
+    transaction), then send every credit. A part that fails to record stops the recording,
+    but what was recorded before it is sent before the error goes up."""
+    granted: list[tuple[int, _Pending]] = []  # (the deposit's index, its bonus to be)
+    seen_before: list[int] = []
+    error: Exception | None = None
+    for start in range(0, len(deposits), ACCOUNTS_PER_TRANSACTION):
+        try:
+            _record_deposits(deposits, start, accounts, actor, granted, seen_before)
+        except Exception as exc:
+            error = exc
+            break
+    results: list[list[Bonus]] = [[] for _ in deposits]
+    sent = _execute_grants([(pending.bonus, pending.operation) for _, pending in granted])
+    if error is not None:
+        raise error
+    for (index, _), bonus in zip(granted, sent, strict=True):
+        results[index].append(bonus)
+    if seen_before:
+        earlier: dict[tuple[int, int], list[Bonus]] = {}
+        rows = Bonus.objects.filter(
+            login__in={deposits[i].login for i in seen_before},
+            deposit_deal_id__in={deposits[i].deal_id for i in seen_before},
+        ).order_by("pk")
+        for bonus in rows:
+            earlier.setdefault((bonus.login, bonus.deposit_deal_id), []).append(bonus)
+        for index in seen_before:
+            results[index] = earlier.get((deposits[index].login, deposits[index].deal_id), [])
+    return results
 
 
-def _deposit_campaigns(account: MT5Account | None) -> list[Campaign]:
-    """Live auto_deposit and agent_code campaigns (one with agent codes only on a match), in
-    the order a deposit fires them: highest priority first, the older campaign on a tie."""
+def _record_deposits(deposits, start, accounts, actor, granted, seen_before) -> None:
+    """One transaction: the deposits from `start` (one part) under their accounts' locks,
+    the rules of each campaign, and their pending bonuses, appended to `granted`."""
+    end = min(len(deposits), start + ACCOUNTS_PER_TRANSACTION)
+    part = [(index, deposits[index]) for index in range(start, end)]
+    planned_here: list[tuple[int, _Pending]] = []
+    with transaction.atomic():
+        lock_accounts(deposit.login for _, deposit in part)
+        seen = _deals_seen([deposit for _, deposit in part])
+        campaigns = live_campaigns([TriggerType.AUTO_DEPOSIT, TriggerType.AGENT_CODE])
+        held = held_bonuses({deposit.login for _, deposit in part})
+        sights: list[DepositSeen] = []
+        skips: list[StackingSkip] = []
+        seen_here: list[int] = []
+        for index, deposit in part:
+            if deposit.deal_id is not None:
+                if (deposit.login, deposit.deal_id) in seen:
+                    seen_here.append(index)
+                    continue
+                seen.add((deposit.login, deposit.deal_id))
+                sights.append(
+                    DepositSeen(
+                        login=deposit.login,
+                        deal_id=deposit.deal_id,
+                        amount=deposit.amount,
+                        source=(deposit.source or "")[:32],
+                    )
+                )
+            account = accounts.get(deposit.login)
+            login_held = held.setdefault(deposit.login, [])
+            for campaign in _deposit_campaigns(account, campaigns):
+                planned = _deposit_grant_plan(
+                    account=account,
+                    deposit=deposit,
+                    campaign=campaign,
+                    actor=actor,
+                    held=login_held,
+                    skips=skips,
+                )
+                if planned is not None:
+                    login_held.append(planned.bonus)  # the next campaign's rules see it
+                    planned_here.append((index, planned))
+        # Under the accounts' locks nobody else records these deals; the unique constraint
+        # backs that up (an IntegrityError rolls this part back, to be tried again).
+        DepositSeen.objects.bulk_create(sights)
+        StackingSkip.objects.bulk_create(skips, ignore_conflicts=True)
+        _record_pending([pending for _, pending in planned_here])
+    granted.extend(planned_here)
+    seen_before.extend(seen_here)
+
+
+def _deals_seen(deposits: list[Deposit]) -> set[tuple[int, int]]:
+    """Which of these (login, deal) pairs were recorded before (under the accounts' locks)."""
+    wanted = {(d.login, d.deal_id) for d in deposits if d.deal_id is not None}
+    if not wanted:
+        return set()
+    rows = DepositSeen.objects.filter(
+        login__in={login for login, _ in wanted}, deal_id__in={deal for _, deal in wanted}
+    ).values_list("login", "deal_id")
+    return {row for row in rows if row in wanted}
+
+
+def _deposit_campaigns(account: MT5Account | None, campaigns: list[Campaign]) -> list[Campaign]:
+    """Of the live auto_deposit and agent_code `campaigns`, those a deposit of `account` fires
+    (one with agent codes only on a match), in order: highest priority first, the older
+    campaign on a tie."""
     if account is None:
         return []
     lead_source = account.lead_source.strip().casefold()
     chosen = []
-    for campaign in live_campaigns([TriggerType.AUTO_DEPOSIT, TriggerType.AGENT_CODE]):
+    for campaign in campaigns:
         codes = normalized_codes(campaign.agent_codes)
         if campaign.trigger_type == TriggerType.AGENT_CODE and not codes:
             continue  # an agent-code campaign without codes matches nobody
@@ -391,30 +492,50 @@ def _deposit_campaigns(account: MT5Account | None) -> list[Campaign]:
     return sorted(chosen, key=lambda campaign: (-campaign.priority, campaign.pk))
 
 
-def _stacking_skip(login: int, campaign: Campaign, deal_id: int, deposit_amount) -> None:
-    """Record that `campaign` qualified for the deposit but another campaign took it."""
-    taken = deal_bonuses_elsewhere(login=login, campaign=campaign, deal_id=deal_id)
-    StackingSkip.objects.get_or_create(
-        campaign=campaign,
-        login=login,
-        deal_id=deal_id,
-        defaults={"taken_by_id": taken[0].campaign_id, "deposit_amount": deposit_amount},
+@dataclass
+class _Pending:
+    """A pending bonus to be written, the operation of its credit and its audit event."""
+
+    bonus: Bonus
+    operation: object
+    audit: dict
+
+
+def _deposit_grant_plan(
+    *, account, deposit: Deposit, campaign, actor, held: list[Bonus], skips: list[StackingSkip]
+) -> _Pending | None:
+    """The bonus `campaign` gives this deposit, judged against `held` (the login's bonuses,
+    those planned in this batch included), or None; a campaign that lost only to stacking
+    adds its `StackingSkip`."""
+    login, deal_id, deposit_amount = deposit.login, deposit.deal_id, deposit.amount
+    trigger = (
+        Bonus.Trigger.AGENT_CODE
+        if campaign.trigger_type == TriggerType.AGENT_CODE
+        else Bonus.Trigger.AUTO_DEPOSIT
     )
-
-
-def _grant_if_eligible(
-    *, account, login, campaign, deposit_amount, deal_id, trigger, actor
-) -> tuple[Bonus, object] | None:
     failures = eligibility_failures(
         login=login,
         account=account,
         campaign=campaign,
         deposit_amount=deposit_amount,
         deal_id=deal_id,
+        held=held,
     )
     if failures:
         if deal_id is not None and [f.code for f in failures] == ["stacking_exclusive"]:
-            _stacking_skip(login, campaign, deal_id, deposit_amount)
+            # Recorded once: the campaign qualified for the deposit but another took it.
+            taken = deal_bonuses_elsewhere(
+                login=login, campaign=campaign, deal_id=deal_id, held=held
+            )
+            skips.append(
+                StackingSkip(
+                    campaign=campaign,
+                    login=login,
+                    deal_id=deal_id,
+                    taken_by_id=taken[0].campaign_id,
+                    deposit_amount=deposit_amount,
+                )
+            )
         logger.info(
             "campaign %s not granted to %s: %s",
             campaign.pk,
@@ -425,14 +546,16 @@ def _grant_if_eligible(
     amount = bonus_amount(campaign=campaign, deposit_amount=deposit_amount)
     if amount <= 0:
         return None
-    if deal_id is not None:
-        used = Bonus.objects.filter(campaign=campaign, login=login, deposit_deal_id=deal_id)
-        if used.exclude(status=Bonus.Status.FAILED).exists():
-            # Assigned by hand from this deal before the engine saw it: it gave its bonus.
-            logger.info("campaign %s: deal %s on %s already used", campaign.pk, deal_id, login)
-            return None
-    operation = new_operation()  # one per bonus: one stuck credit never holds up another
-    bonus = _create_pending(
+    if deal_id is not None and any(
+        bonus.campaign_id == campaign.pk
+        and bonus.deposit_deal_id == deal_id
+        and bonus.status != Bonus.Status.FAILED
+        for bonus in held
+    ):
+        # Assigned by hand from this deal before the engine saw it: it gave its bonus.
+        logger.info("campaign %s: deal %s on %s already used", campaign.pk, deal_id, login)
+        return None
+    return _pending(  # one operation per bonus: one stuck credit never holds up another
         account=account,
         login=login,
         campaign=campaign,
@@ -441,12 +564,54 @@ def _grant_if_eligible(
         deal_id=deal_id,
         trigger=trigger,
         actor=actor,
-        operation=operation,
+        operation=new_operation(),
     )
-    return bonus, operation
 
 
-def _create_pending(
+def _grant_if_eligible(
+    *, account, login, campaign, deal_id, trigger, actor, held: list[Bonus]
+) -> _Pending | None:
+    """A registration grant: the campaign's rules against `held`, then its bonus, or None."""
+    failures = eligibility_failures(
+        login=login,
+        account=account,
+        campaign=campaign,
+        deposit_amount=None,
+        deal_id=deal_id,
+        held=held,
+    )
+    if failures:
+        logger.info(
+            "campaign %s not granted to %s: %s",
+            campaign.pk,
+            login,
+            ", ".join(f.code for f in failures),
+        )
+        return None
+    amount = bonus_amount(campaign=campaign, deposit_amount=None)
+    if amount <= 0:
+        return None
+    return _pending(
+        account=account,
+        login=login,
+        campaign=campaign,
+        amount=amount,
+        deposit_amount=None,
+        deal_id=deal_id,
+        trigger=trigger,
+        actor=actor,
+        operation=new_operation(),
+    )
+
+
+def _create_pending(**fields) -> Bonus:
+    """One pending bonus written now, with its credit-in intent and its audit event."""
+    pending = _pending(**fields)
+    _record_pending([pending])
+    return pending.bonus
+
+
+def _pending(
     *,
     account,
     login,
@@ -461,7 +626,7 @@ def _create_pending(
     override_reason: str = "",
     audit_actor=None,
     audit_reason: str = "",
-) -> Bonus:
+) -> _Pending:
     now = timezone.now()
     lots_required = None
     if campaign.bonus_type == Campaign.BonusType.C and campaign.convert_per_lot:
@@ -471,7 +636,7 @@ def _create_pending(
     if campaign.bonus_expiry_days:
         expires_at = now + timedelta(days=campaign.bonus_expiry_days)
     overridden = [asdict(failure) for failure in overridden]
-    bonus = Bonus.objects.create(
+    bonus = Bonus(
         campaign=campaign,
         login=login,
         bonus_type=campaign.bonus_type,
@@ -487,33 +652,44 @@ def _create_pending(
         override_reason=override_reason if overridden else "",
         overridden_failures=overridden,
     )
-    intent_add(
-        login=login,
-        kind=CreditIntent.Kind.CREDIT_IN,
-        operation=operation,
-        bonus=bonus,
-        amount=amount,
-        reason="grant",
+    audit = {
+        "verb": "granted",
+        "before": None,
+        "actor": audit_actor or actor,
+        "account": account,
+        "reason": audit_reason or override_reason or f"trigger: {trigger}",
+        "extra": {"overridden_failures": overridden} if overridden else None,
+    }
+    return _Pending(bonus=bonus, operation=operation, audit=audit)
+
+
+def _record_pending(pendings: list[_Pending]) -> None:
+    """Write the pending bonuses, their credit-in intents and their `granted` events, a few
+    statements for all of them, in the caller's transaction."""
+    if not pendings:
+        return
+    Bonus.objects.bulk_create([pending.bonus for pending in pendings])
+    CreditIntent.objects.bulk_create(
+        [
+            intent_build(
+                login=pending.bonus.login,
+                kind=CreditIntent.Kind.CREDIT_IN,
+                operation=pending.operation,
+                bonus=pending.bonus,
+                amount=pending.bonus.amount,
+                reason="grant",
+            )
+            for pending in pendings
+        ]
     )
-    audit_bonus(
-        verb="granted",
-        bonus=bonus,
-        before=None,
-        actor=audit_actor or actor,
-        account=account,
-        reason=audit_reason or override_reason or f"trigger: {trigger}",
-        extra={"overridden_failures": overridden} if overridden else None,
-    )
-    return bonus
+    audit_record_many([bonus_event(bonus=pending.bonus, **pending.audit) for pending in pendings])
 
 
 def _execute_grants(granted: list[tuple[Bonus, object]]) -> list[Bonus]:
-    bonuses = []
-    for bonus, operation in granted:
-        operation_execute(operation)
-        bonus.refresh_from_db()
-        bonuses.append(bonus)
-    return bonuses
+    """Send the grants' credits (all at once), then the bonuses as they are now."""
+    operations_execute_many([operation for _, operation in granted])
+    fresh = Bonus.objects.in_bulk([bonus.pk for bonus, _ in granted])
+    return [fresh[bonus.pk] for bonus, _ in granted]
 
 
 def _money_or_none(value) -> Decimal | None:

@@ -32,11 +32,22 @@ from django.db import transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
+from accounts.services import audit_record_many, in_threads, threads_for
 from bonuses.models import Bonus, CreditIntent, LeverageState
 from gateways.errors import GatewayError, PermanentGatewayError
 from gateways.mt5 import get_mt5_gateway
 
-from .common import ZERO, atomic_for, audit_bonus, bonus_state, logger, read_account
+from .common import (
+    ACCOUNTS_PER_TRANSACTION,
+    ZERO,
+    atomic_for,
+    audit_bonus,
+    bonus_event,
+    bonus_state,
+    lock_accounts,
+    logger,
+    read_account,
+)
 
 Kind = CreditIntent.Kind
 Status = CreditIntent.Status
@@ -47,6 +58,9 @@ MIN_CLAIM_LEASE = timedelta(minutes=2)
 # Writes that leave a deal carrying the op id in its comment (set_leverage leaves none).
 DEAL_KINDS = (Kind.CREDIT_IN, Kind.CREDIT_OUT, Kind.BALANCE_IN, Kind.CLOSE_POSITIONS)
 ABANDONED = "abandoned: an earlier write of this operation failed"
+# Writes `operations_execute_many` sends many at once when each is its operation's only one:
+# a grant's credit, and the leverage a grant sets.
+BATCHED_KINDS = (Kind.CREDIT_IN, Kind.SET_LEVERAGE)
 
 
 def new_operation() -> uuid.UUID:
@@ -65,9 +79,33 @@ def intent_add(
     reason: str = "",
 ) -> CreditIntent:
     """Record one MT5 write in the caller's transaction; `operation_execute` sends it later."""
+    intent = intent_build(
+        login=login,
+        kind=kind,
+        operation=operation,
+        bonus=bonus,
+        amount=amount,
+        leverage=leverage,
+        reason=reason,
+    )
+    intent.save(force_insert=True)
+    return intent
+
+
+def intent_build(
+    *,
+    login: int,
+    kind: str,
+    operation: uuid.UUID,
+    bonus: Bonus | None = None,
+    amount: Decimal | None = None,
+    leverage: int | None = None,
+    reason: str = "",
+) -> CreditIntent:
+    """`intent_add`'s row, not saved yet (for a `bulk_create` of many)."""
     if amount is not None and amount <= 0:
         raise ValueError(f"an intent moves a positive amount, not {amount}")
-    return CreditIntent.objects.create(
+    return CreditIntent(
         op_id=CreditIntent.new_op_id(),
         operation=operation,
         login=login,
@@ -109,12 +147,7 @@ def operation_execute(operation: uuid.UUID) -> list[CreditIntent]:
 
 def intent_execute(intent_id: int) -> CreditIntent:
     """Claim one write, look it up if it may have been sent, else send it; record the outcome."""
-    now = timezone.now()
-    claimed = (
-        CreditIntent.objects.filter(pk=intent_id, status__in=OPEN)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + claim_lease(), attempts=F("attempts") + 1)
-    )
+    claimed = _claim(CreditIntent(pk=intent_id))
     intent = CreditIntent.objects.get(pk=intent_id)
     if not claimed:
         return intent  # settled already, or someone else is sending it right now
@@ -138,6 +171,58 @@ def intent_execute(intent_id: int) -> CreditIntent:
         # A timeout or a lost answer may hide a write that happened: look before resending.
         return _settle(intent, Status.UNKNOWN, error=_describe(exc))
     return _settle(intent, Status.DONE, deal_id=deal_id)
+
+
+def operations_execute_many(operations: list[uuid.UUID]) -> None:
+    """`operation_execute` for many operations, as if one after the other, in far fewer
+    queries; never call it inside a transaction.
+
+    An operation that is one fresh credit-in or leverage write (a grant's) is sent this way:
+    on `MONITOR_DISPATCH_THREADS` threads (each its own MT5 session), each write claimed just
+    before it is sent, and only if nobody ever touched it (so it cannot have been sent, and no
+    claim runs out while it waits its turn); then all the outcomes settled in one transaction,
+    the outcomes `intent_execute` gives (an error that is not a refusal leaves the write
+    unknown, looked up before anything is resent). A write someone else took is theirs to
+    finish. Every other operation goes through `operation_execute`. Then the accounts whose
+    Type A bonus became active have their leverage synced (`leverage_sync_many`).
+    """
+    if not operations:
+        return
+    by_operation: dict[uuid.UUID, list[CreditIntent]] = {}
+    for intent in CreditIntent.objects.filter(operation__in=list(operations)).order_by("pk"):
+        by_operation.setdefault(intent.operation, []).append(intent)
+    fresh = [
+        intents[0]
+        for intents in by_operation.values()
+        if len(intents) == 1
+        and intents[0].kind in BATCHED_KINDS
+        and intents[0].status == Status.PENDING
+        and intents[0].attempts == 0
+    ]
+    fresh_ops = {intent.operation for intent in fresh}
+    for operation in by_operation:
+        if operation not in fresh_ops:
+            operation_execute(operation)
+    superseded = _superseded_many(fresh)
+    gateway = get_mt5_gateway()
+
+    def send(intent: CreditIntent):
+        if not _claim_untouched(intent):
+            return None  # someone else took it (a resolver): theirs to finish
+        if intent.pk in superseded:
+            return intent, Status.FAILED, None, "superseded by a later leverage change"
+        return _send_outcome(gateway, intent)
+
+    threads = threads_for(settings.MONITOR_DISPATCH_THREADS, len(fresh))
+    outcomes = [outcome for outcome in in_threads(fresh, send, threads) if outcome is not None]
+    activated_type_a = _settle_many(outcomes)
+    for intent, status, _, _ in outcomes:
+        if status == Status.UNKNOWN:
+            _resolve_soon(intent.operation, intent)
+    if activated_type_a:
+        from .leverage import leverage_sync_many
+
+        leverage_sync_many(logins=activated_type_a, reason="grant")
 
 
 def intents_resolve(*, limit: int = 200) -> dict[str, int]:
@@ -194,6 +279,132 @@ def claim_lease() -> timedelta:
     """How long a sender owns an intent: at least 4 gateway timeouts, at least 2 minutes."""
     timeout = float(getattr(settings, "MT5_REQUEST_TIMEOUT_SECONDS", 30) or 30)
     return max(MIN_CLAIM_LEASE, timedelta(seconds=4 * timeout))
+
+
+def _claim_untouched(intent: CreditIntent) -> bool:
+    """Claim a write nobody has claimed yet (pending, never attempted): one conditional
+    UPDATE. Claimed this way, it cannot have been sent before."""
+    now = timezone.now()
+    claimed = CreditIntent.objects.filter(
+        pk=intent.pk, status=Status.PENDING, attempts=0, claimed_until__isnull=True
+    ).update(claimed_until=now + claim_lease(), attempts=1)
+    if claimed:
+        intent.attempts = 1
+    return claimed == 1
+
+
+def _claim(intent: CreditIntent) -> bool:
+    """Take the write for this sender (open, and no live claim of another): one conditional
+    UPDATE, so that one sender at a time holds it."""
+    now = timezone.now()
+    claimed = (
+        CreditIntent.objects.filter(pk=intent.pk, status__in=OPEN)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .update(claimed_until=now + claim_lease(), attempts=F("attempts") + 1)
+    )
+    return claimed == 1
+
+
+def _superseded_many(intents: list[CreditIntent]) -> set[int]:
+    """`_superseded` for many: the leverage writes with a later one of their login."""
+    leverage = [intent for intent in intents if intent.kind == Kind.SET_LEVERAGE]
+    if not leverage:
+        return set()
+    latest: dict[int, int] = {}
+    rows = CreditIntent.objects.filter(
+        kind=Kind.SET_LEVERAGE,
+        login__in={intent.login for intent in leverage},
+        pk__gt=min(intent.pk for intent in leverage),
+    ).values_list("login", "pk")
+    for login, pk in rows:
+        latest[login] = max(pk, latest.get(login, 0))
+    return {intent.pk for intent in leverage if latest.get(intent.login, 0) > intent.pk}
+
+
+def _send_outcome(gateway, intent: CreditIntent) -> tuple[CreditIntent, str, int | None, str]:
+    """Send one just-claimed write that was never sent before (a first attempt of a pending
+    write); what came of it, as `intent_execute` judges it."""
+    try:
+        deal_id = _send(gateway, intent)
+    except PermanentGatewayError as exc:
+        return intent, Status.FAILED, None, _describe(exc)
+    except Exception as exc:
+        # A timeout, a lost answer, or a fault reading the answer: look before resending.
+        error = _describe(exc) if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, GatewayError):
+            logger.exception("credit intent %s: unexpected error while sending", intent.op_id)
+        return intent, Status.UNKNOWN, None, error
+    return intent, Status.DONE, deal_id, ""
+
+
+def _settle_many(outcomes: list[tuple[CreditIntent, str, int | None, str]]) -> set[int]:
+    """`_settle` for many credit-in and leverage outcomes, `ACCOUNTS_PER_TRANSACTION` a
+    transaction; the logins whose Type A bonus became active."""
+    activated_type_a: set[int] = set()
+    for start in range(0, len(outcomes), ACCOUNTS_PER_TRANSACTION):
+        activated_type_a |= _settle_part(outcomes[start : start + ACCOUNTS_PER_TRANSACTION])
+    return activated_type_a
+
+
+def _settle_part(outcomes: list[tuple[CreditIntent, str, int | None, str]]) -> set[int]:
+    now = timezone.now()
+    activated_type_a: set[int] = set()
+    with transaction.atomic():
+        lock_accounts(intent.login for intent, *_ in outcomes)
+        still_open = set(
+            CreditIntent.objects.select_for_update()
+            .filter(pk__in=[intent.pk for intent, *_ in outcomes], status__in=OPEN)
+            .values_list("pk", flat=True)
+        )
+        settled = []
+        for intent, status, deal_id, error in outcomes:
+            if intent.pk in still_open:
+                intent.status, intent.deal_id = status, deal_id
+                intent.last_error, intent.claimed_until = error[:2000], None
+                settled.append(intent)
+        CreditIntent.objects.bulk_update(
+            settled, ["status", "deal_id", "last_error", "claimed_until"]
+        )
+        applied: dict[int, list[int]] = {}
+        for intent in settled:
+            if intent.kind == Kind.SET_LEVERAGE and intent.status == Status.DONE:
+                applied.setdefault(intent.leverage, []).append(intent.login)
+        for leverage, logins in applied.items():
+            LeverageState.objects.filter(login__in=logins).update(applied_leverage=leverage)
+        final = {
+            intent.bonus_id: (intent, error)
+            for intent, status, _, error in outcomes
+            if intent.pk in still_open
+            and status in (Status.DONE, Status.FAILED)
+            and intent.bonus_id
+        }
+        bonuses = list(
+            Bonus.objects.select_for_update()
+            .filter(pk__in=list(final), status=Bonus.Status.PENDING)
+            .order_by("pk")
+        )
+        events = []
+        for bonus in bonuses:
+            intent, error = final[bonus.pk]
+            before = bonus_state(bonus)
+            bonus.updated_at = now
+            if intent.status == Status.DONE:
+                bonus.status, bonus.credit_remaining = Bonus.Status.ACTIVE, intent.amount
+                reason = "credit posted"
+                events.append(
+                    bonus_event(verb="activated", bonus=bonus, before=before, reason=reason)
+                )
+                if bonus.bonus_type == "A":
+                    activated_type_a.add(bonus.login)
+            else:
+                bonus.status, bonus.credit_remaining = Bonus.Status.FAILED, ZERO
+                bonus.ended_at, bonus.cancel_reason = now, "credit refused by the server"
+                events.append(bonus_event(verb="failed", bonus=bonus, before=before, reason=error))
+        Bonus.objects.bulk_update(
+            bonuses, ["status", "credit_remaining", "ended_at", "cancel_reason", "updated_at"]
+        )
+        audit_record_many(events)
+    return activated_type_a
 
 
 def _send(gateway, intent: CreditIntent) -> int | None:

@@ -17,15 +17,34 @@ credit never leaves a reduced leverage behind.
 
 from decimal import ROUND_FLOOR, Decimal
 
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.errors import ApplicationError, ConflictError
+from accounts.services import audit_record, audit_record_many
 from bonuses.models import Bonus, CreditIntent, LeverageState
 from gateways.errors import GatewayError
-from gateways.mt5 import MT5Account
+from gateways.mt5 import MT5Account, get_mt5_gateway
 
-from .common import atomic_for, audit_bonus, bonus_state, logger, read_account, try_read_account
-from .ledger import OPEN, intent_add, new_operation, operation_execute
+from .common import (
+    ACCOUNTS_PER_TRANSACTION,
+    atomic_for,
+    audit_bonus,
+    bonus_event,
+    bonus_state,
+    lock_accounts,
+    logger,
+    read_account,
+    try_read_account,
+)
+from .ledger import (
+    OPEN,
+    intent_add,
+    intent_build,
+    new_operation,
+    operation_execute,
+    operations_execute_many,
+)
 
 Kind = CreditIntent.Kind
 
@@ -108,6 +127,99 @@ def leverage_sync(
                 )
     operation_execute(operation)
     return target
+
+
+def leverage_sync_many(*, logins, reason: str = "") -> None:
+    """`leverage_sync` for many accounts (a batch of grants): their accounts read in one
+    gateway call, their stacks in one transaction under all their locks, the writes sent
+    together (`operations_execute_many`). An account left without Type A credit meanwhile
+    (a restore) goes through `leverage_sync` on its own."""
+    logins = sorted({int(login) for login in logins})
+    if not logins:
+        return
+    try:
+        accounts = get_mt5_gateway().get_accounts(logins)
+    except GatewayError as exc:
+        logger.warning(
+            "leverage of %s accounts not synced (%s): server unreadable", len(logins), exc
+        )
+        return
+    operations: list = []
+    alone: list[int] = []
+    for start in range(0, len(logins), ACCOUNTS_PER_TRANSACTION):
+        part = logins[start : start + ACCOUNTS_PER_TRANSACTION]
+        _stacks_adjust(part, accounts, reason, operations, alone)
+    operations_execute_many(operations)
+    for login in alone:
+        leverage_sync(login=login, reason=reason)
+
+
+def _stacks_adjust(logins, accounts, reason, operations, alone) -> None:
+    """One transaction of `leverage_sync_many`: these accounts' stacks, their targets, the
+    writes to send (their operations appended to `operations`); an account without Type A
+    credit left goes to `alone`."""
+    with transaction.atomic():
+        lock_accounts(logins)
+        states = {
+            state.login: state
+            for state in LeverageState.objects.select_for_update().filter(login__in=logins)
+        }
+        stacks: dict[int, list[Bonus]] = {}
+        rows = (
+            Bonus.objects.select_for_update(of=("self",))
+            .select_related("campaign")
+            .filter(
+                login__in=logins, bonus_type="A", status=Bonus.Status.ACTIVE, credit_remaining__gt=0
+            )
+            .order_by("pk")
+        )
+        for bonus in rows:
+            stacks.setdefault(bonus.login, []).append(bonus)
+        open_writes = _open_leverage_writes_many(logins)
+        new_states, changed, events, intents = [], [], [], []
+        for login in logins:
+            account = accounts.get(login)
+            if account is None:
+                continue
+            bonuses = stacks.get(login)
+            if not bonuses:
+                alone.append(login)
+                continue
+            state = states.get(login)
+            if state is None:
+                restoring = [i for i in open_writes.get(login, []) if i.reason == "restore"]
+                original = restoring[-1].leverage if restoring else account.leverage
+                state = LeverageState(
+                    login=login, original_leverage=original, applied_leverage=account.leverage
+                )
+                new_states.append(state)
+            target = leverage_target(
+                original=state.original_leverage,
+                override=state.override_leverage,
+                bonuses=bonuses,
+                balance=account.balance,
+            )
+            for bonus in bonuses:
+                event = _adjusted(bonus, state.original_leverage, target, account, None, reason)
+                if event is not None:
+                    changed.append(bonus)
+                    events.append(event)
+            if account.leverage != target or open_writes.get(login):
+                operation = new_operation()
+                operations.append(operation)
+                intents.append(
+                    intent_build(
+                        login=login,
+                        kind=Kind.SET_LEVERAGE,
+                        operation=operation,
+                        leverage=target,
+                        reason="leverage",
+                    )
+                )
+        LeverageState.objects.bulk_create(new_states)
+        Bonus.objects.bulk_update(changed, ["original_leverage", "adjusted_leverage", "updated_at"])
+        audit_record_many(events)
+        CreditIntent.objects.bulk_create(intents)
 
 
 def bonus_override_leverage(*, bonus: Bonus, leverage: int, actor=None) -> Bonus:
@@ -213,13 +325,22 @@ def _restore(state, account: MT5Account, operation, actor, reason: str) -> int |
 
 
 def _record_on_bonus(bonus: Bonus, original: int, target: int, account, actor, reason) -> None:
+    event = _adjusted(bonus, original, target, account, actor, reason)
+    if event is not None:
+        bonus.save(update_fields=["original_leverage", "adjusted_leverage", "updated_at"])
+        audit_record(**event)
+
+
+def _adjusted(bonus: Bonus, original: int, target: int, account, actor, reason) -> dict | None:
+    """Set the bonus's leverages to these (not saved); its `leverage_adjusted` event, or None
+    if they were already so."""
     if bonus.original_leverage == original and bonus.adjusted_leverage == target:
-        return
+        return None
     before = bonus_state(bonus)
     bonus.original_leverage = bonus.original_leverage or original
     bonus.adjusted_leverage = target
-    bonus.save(update_fields=["original_leverage", "adjusted_leverage", "updated_at"])
-    audit_bonus(
+    bonus.updated_at = timezone.now()
+    return bonus_event(
         verb="leverage_adjusted",
         bonus=bonus,
         before=before,
@@ -243,6 +364,17 @@ def _original_leverage(login: int, account: MT5Account) -> int:
 
 def _open_leverage_writes(login: int) -> list[CreditIntent]:
     return list(CreditIntent.objects.filter(login=login, kind=Kind.SET_LEVERAGE, status__in=OPEN))
+
+
+def _open_leverage_writes_many(logins) -> dict[int, list[CreditIntent]]:
+    """`_open_leverage_writes` of many logins, oldest first."""
+    writes: dict[int, list[CreditIntent]] = {}
+    rows = CreditIntent.objects.filter(
+        login__in=list(logins), kind=Kind.SET_LEVERAGE, status__in=OPEN
+    ).order_by("pk")
+    for intent in rows:
+        writes.setdefault(intent.login, []).append(intent)
+    return writes
 
 
 def _floor_at_least_one(value: Decimal) -> int:

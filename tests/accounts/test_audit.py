@@ -15,7 +15,8 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.test import override_settings
 
 from accounts.models import AuditEvent, AuditRefused, User
-from accounts.services import audit, audit_record, audit_verify
+from accounts.services import audit, audit_record, audit_record_many, audit_verify
+from tests.concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -242,6 +243,68 @@ def test_a_writer_gives_up_after_a_bounded_number_of_lost_races(monkeypatch):
     with pytest.raises(IntegrityError):
         audit_record(action="bonus.removed", object_type="bonuses.bonus", object_id=7)
     assert len(calls) == audit._MAX_ATTEMPTS
+
+
+def test_many_events_at_once_link_onto_their_chains_heads_in_order(staff):
+    first = audit_record(action="bonus.granted", object_type="bonuses.bonus", object_id=7)
+
+    events = audit_record_many(
+        [
+            {"action": "bonus.activated", "object_type": "bonuses.bonus", "object_id": 7},
+            {"action": "bonus.granted", "object_type": "bonuses.bonus", "object_id": 8},
+            {
+                "action": "bonus.adjusted",
+                "object_type": "bonuses.bonus",
+                "object_id": 7,
+                "actor": staff,
+                "after": {"amount": Decimal("12.50")},
+                "mt5_login": 10001,
+            },
+        ]
+    )
+    later = audit_record(action="bonus.removed", object_type="bonuses.bonus", object_id=7)
+
+    assert [(e.object_id, e.seq) for e in events] == [("7", 2), ("8", 1), ("7", 3)]
+    assert events[0].prev_hash == first.hash and events[2].prev_hash == events[0].hash
+    assert (later.seq, later.prev_hash) == (4, events[2].hash)
+    stored = AuditEvent.objects.get(object_id="7", seq=3)
+    assert (stored.actor_label, stored.after, stored.mt5_login) == (
+        "ops@example.com",
+        {"amount": "12.50"},
+        10001,
+    )
+    assert audit_verify().intact
+
+
+def test_many_events_at_once_are_checked_like_one_and_none_is_written_if_one_is_bad():
+    with pytest.raises(ValueError, match="needs an action"):
+        audit_record_many(
+            [
+                {"action": "bonus.granted", "object_type": "bonuses.bonus", "object_id": 7},
+                {"action": "", "object_type": "bonuses.bonus", "object_id": 8},
+            ]
+        )
+    assert not AuditEvent.objects.exists()
+
+
+def test_a_batch_that_lost_the_race_for_a_seq_reads_the_heads_again(monkeypatch):
+    first = audit_record(action="bonus.granted", object_type="bonuses.bonus", object_id=7)
+    real_heads = audit._chain_heads
+    calls = []
+
+    def stale_once(*args):
+        calls.append(args)
+        return {} if len(calls) == 1 else real_heads(*args)
+
+    monkeypatch.setattr(audit, "_chain_heads", stale_once)
+    with transaction.atomic():
+        [second] = audit_record_many(
+            [{"action": "bonus.removed", "object_type": "bonuses.bonus", "object_id": 7}]
+        )
+
+    assert len(calls) == 2
+    assert (second.seq, second.prev_hash) == (2, first.hash)
+    assert audit_verify().intact
 
 
 # --- Immutability -----------------------------------------------------------------------------
@@ -511,3 +574,48 @@ def test_concurrent_writers_on_one_object_build_one_gapless_chain(monkeypatch):
     assert len(head_reads) == total
     result = audit_verify()
     assert (result.intact, result.events_checked, result.chains_checked) == (True, total, 1)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_batches_and_single_writers_at_once_on_shared_chains_build_gapless_chains():
+    # Each batch writes on chains 1..4 in a different order: the locks are taken in key
+    # order, so no two batches deadlock, and single writers queue with them.
+    def work(n):
+        for i in range(5):
+            with transaction.atomic():
+                if n % 2:
+                    audit_record(
+                        action="bonus.adjusted",
+                        object_type="bonuses.bonus",
+                        object_id=1 + (n + i) % 4,
+                        after={"n": n, "i": i},
+                    )
+                else:
+                    ids = [1, 2, 3, 4][n % 4 :] + [1, 2, 3, 4][: n % 4]
+                    audit_record_many(
+                        [
+                            {
+                                "action": "bonus.adjusted",
+                                "object_type": "bonuses.bonus",
+                                "object_id": object_id,
+                                "after": {"n": n, "i": i},
+                            }
+                            for object_id in ids
+                        ]
+                    )
+        return n
+
+    results, errors = run_at_once(work, 6)
+
+    assert errors == [] and sorted(results) == list(range(6))
+    for object_id in ("1", "2", "3", "4"):
+        seqs = list(
+            AuditEvent.objects.filter(object_id=object_id)
+            .order_by("seq")
+            .values_list("seq", flat=True)
+        )
+        assert seqs == list(range(1, len(seqs) + 1))
+    # 3 batch writers x 5 batches x 4 chains, 3 single writers x 5 events.
+    assert AuditEvent.objects.count() == 3 * 5 * 4 + 3 * 5
+    assert audit_verify().intact

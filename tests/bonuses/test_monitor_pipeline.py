@@ -263,15 +263,15 @@ def test_an_event_that_fails_stays_pending_and_is_retried_after_its_backoff(
     campaign_factory(bonus_type="A", percentage="50")
     import bonuses.services as bonus_services
 
-    real = bonus_services.trigger_deposit
-    monkeypatch.setattr(bonus_services, "trigger_deposit", _raise)
+    real = bonus_services.trigger_deposits
+    monkeypatch.setattr(bonus_services, "trigger_deposits", _raise)
     deal_id = monitor_test_deal(login=10002, amount=Decimal("100.00"))
     monitor_sweep()
     event = AccountEvent.objects.get(ticket=deal_id)
     assert (event.status, event.attempts) == ("pending", 1)
     assert "boom" in event.last_error
 
-    monkeypatch.setattr(bonus_services, "trigger_deposit", real)
+    monkeypatch.setattr(bonus_services, "trigger_deposits", real)
     assert account_events_dispatch().handled == 0  # still backing off
     time_machine.move_to(timezone.now() + timedelta(minutes=1))
     assert account_events_dispatch().handled == 1
@@ -279,7 +279,7 @@ def test_an_event_that_fails_stays_pending_and_is_retried_after_its_backoff(
     assert account_events_dispatch().handled == 0  # never handled twice
 
 
-def _raise(**kwargs):
+def _raise(*args, **kwargs):
     raise RuntimeError("boom")
 
 
