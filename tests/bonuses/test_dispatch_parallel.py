@@ -109,3 +109,36 @@ def test_a_login_whose_first_event_fails_holds_its_later_events_while_others_go_
     events = AccountEvent.objects.filter(login=first).order_by("id")
     assert [event.status for event in events] == ["pending", "pending"]
     assert [event.attempts for event in events] == [1, 0]  # the later one waits its turn
+
+
+def test_batch_dispatchers_the_api_and_resolvers_at_once_grant_each_deposit_once(
+    webapi, campaign_factory
+):
+    from bonuses.services import intents_resolve, trigger_deposit
+
+    campaign_factory(bonus_type="A", percentage="50")
+    logins = _deposited_accounts(ACCOUNTS)
+    assert monitor_sweep(dispatch=False).deposits == ACCOUNTS
+    deals = dict(AccountEvent.objects.filter(kind="deposit").values_list("login", "ticket"))
+
+    def work(n):
+        if n < 2:  # two batch dispatchers over the same events
+            return account_events_dispatch()
+        if n == 2:  # the API told of the same deposits, one by one, newest login first
+            for login in sorted(logins, reverse=True):
+                trigger_deposit(login=login, amount=Decimal("200.00"), deal_id=deals[login])
+            return None
+        return [intents_resolve() for _ in range(5)]  # the beat's resolver, again and again
+
+    _, errors = run_at_once(work, threads=4)
+    intents_resolve()
+
+    assert errors == []
+    assert _credits(logins) == sorted(logins)  # one credit deal per account, none twice
+    bonuses = Bonus.objects.filter(login__in=logins)
+    assert sorted(bonuses.values_list("login", flat=True)) == sorted(logins)
+    assert set(bonuses.values_list("status", flat=True)) == {"active"}
+    assert set(
+        SimulatedMT5Account.objects.filter(pk__in=logins).values_list("leverage", flat=True)
+    ) == {200}
+    assert set(AccountEvent.objects.values_list("status", flat=True)) == {"done"}
