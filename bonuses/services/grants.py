@@ -5,6 +5,11 @@ A grant is, in one short transaction under the account's lock: the eligibility r
 bonus, its credit-in intent and the audit event. After the commit the credit is sent; the
 bonus turns `active` when the server confirms it (then Type A adjusts the leverage), or
 `failed` if the server refuses it. A zero amount grants nothing: there is no credit to post.
+
+The monitor's deposits come many at once (`trigger_deposits`): the same rules, for up to 200
+accounts a transaction, every account's lock held (taken in login order), each login's
+bonuses read once and the bonuses planned in the batch counted; then all the credits are
+sent together. Every trigger writes its bonuses through the same `_record_pending`.
 """
 
 from collections.abc import Sequence
