@@ -141,3 +141,49 @@ def test_a_settlement_part_that_fails_leaves_the_parts_settled_before_it_with_th
 
     assert set(Bonus.objects.values_list("status", flat=True)) == {"active"}
     assert [_server_leverage(login) for login in logins] == [200, 200, 200]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_dispatchers_the_resolver_and_the_api_at_once_on_the_same_deals_credit_each_once(
+    campaign_factory, settings
+):
+    """Two batch dispatchers, the beat resolver and API deposit calls (with the deal) on the
+    same deposits, all at once on PostgreSQL: one bonus and one credit deal per deposit, no
+    deadlock, the audit trail intact. (Held up.)"""
+    from accounts.services import account_events_dispatch
+    from bonuses.services import intents_resolve, trigger_deposit
+    from gateways.models import SimulatedMT5Deal
+    from gateways.mt5 import DealAction
+    from tests.concurrency import run_at_once
+
+    settings.MONITOR_DISPATCH_THREADS = 4
+    campaign_factory(bonus_type="A", percentage="50")
+    logins = _depositors(8)
+    assert monitor_sweep(dispatch=False).deposits == 8
+    deals = {
+        login: SimulatedMT5Deal.objects.filter(account_id=login).latest("ticket")
+        for login in logins
+    }
+
+    def work(n):
+        if n < 2:
+            return account_events_dispatch()
+        if n == 2:
+            return intents_resolve()
+        for login in logins[n % 2 :: 2]:
+            deal = deals[login]
+            trigger_deposit(login=login, amount=deal.profit, deal_id=deal.ticket)
+        return None
+
+    _results, errors = run_at_once(work, threads=5)
+
+    assert errors == []
+    intents_resolve()
+    credits = SimulatedMT5Deal.objects.filter(account_id__in=logins, action=DealAction.CREDIT)
+    assert sorted(credits.values_list("account_id", flat=True)) == sorted(logins)
+    assert sorted(Bonus.objects.values_list("login", flat=True)) == sorted(logins)
+    assert set(Bonus.objects.values_list("status", flat=True)) == {"active"}
+    assert [_server_leverage(login) for login in logins] == [200] * len(logins)
+    assert AccountEvent.objects.exclude(status="done").count() == 0
+    assert audit_verify().intact
