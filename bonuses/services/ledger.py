@@ -29,7 +29,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Min, Q
+from django.db.models import Exists, F, Min, OuterRef, Q
 from django.utils import timezone
 
 from accounts.services import audit_record_many, in_threads, threads_for
@@ -203,19 +203,22 @@ def operations_execute_many(operations: list[uuid.UUID]) -> None:
     for operation in by_operation:
         if operation not in fresh_ops:
             operation_execute(operation)
-    superseded = _superseded_many(fresh)
     gateway = get_mt5_gateway()
 
     def send(intent: CreditIntent):
-        if not _claim_untouched(intent):
-            return None  # someone else took it (a resolver): theirs to finish
-        if intent.pk in superseded:
+        # A leverage write is claimed only while no later one of its login exists, judged in
+        # the claim itself, just before it is sent (as `intent_execute` does): a batch takes
+        # a while to send, and a later write made meanwhile (an override, a withdrawal) must
+        # not be undone by this stale one landing after it.
+        if _claim_untouched(intent, unless_superseded=intent.kind == Kind.SET_LEVERAGE):
+            return _send_outcome(gateway, intent)
+        if intent.kind == Kind.SET_LEVERAGE and _claim_untouched(intent):
             return intent, Status.FAILED, None, "superseded by a later leverage change"
-        return _send_outcome(gateway, intent)
+        return None  # someone else took it (a resolver): theirs to finish
 
     threads = threads_for(settings.MONITOR_DISPATCH_THREADS, len(fresh))
     outcomes = [outcome for outcome in in_threads(fresh, send, threads) if outcome is not None]
-    activated_type_a = _settle_many(outcomes)
+    activated_type_a, error = _settle_many(outcomes)
     for intent, status, _, _ in outcomes:
         if status == Status.UNKNOWN:
             _resolve_soon(intent.operation, intent)
@@ -223,6 +226,8 @@ def operations_execute_many(operations: list[uuid.UUID]) -> None:
         from .leverage import leverage_sync_many
 
         leverage_sync_many(logins=activated_type_a, reason="grant")
+    if error is not None:
+        raise error
 
 
 def intents_resolve(*, limit: int = 200) -> dict[str, int]:
@@ -281,13 +286,20 @@ def claim_lease() -> timedelta:
     return max(MIN_CLAIM_LEASE, timedelta(seconds=4 * timeout))
 
 
-def _claim_untouched(intent: CreditIntent) -> bool:
+def _claim_untouched(intent: CreditIntent, *, unless_superseded: bool = False) -> bool:
     """Claim a write nobody has claimed yet (pending, never attempted): one conditional
-    UPDATE. Claimed this way, it cannot have been sent before."""
+    UPDATE. Claimed this way, it cannot have been sent before. `unless_superseded`: a
+    leverage write is not claimed if a later leverage write of its login exists."""
     now = timezone.now()
-    claimed = CreditIntent.objects.filter(
+    untouched = CreditIntent.objects.filter(
         pk=intent.pk, status=Status.PENDING, attempts=0, claimed_until__isnull=True
-    ).update(claimed_until=now + claim_lease(), attempts=1)
+    )
+    if unless_superseded:
+        later = CreditIntent.objects.filter(
+            login=OuterRef("login"), kind=Kind.SET_LEVERAGE, pk__gt=OuterRef("pk")
+        )
+        untouched = untouched.filter(~Exists(later))
+    claimed = untouched.update(claimed_until=now + claim_lease(), attempts=1)
     if claimed:
         intent.attempts = 1
     return claimed == 1
@@ -303,22 +315,6 @@ def _claim(intent: CreditIntent) -> bool:
         .update(claimed_until=now + claim_lease(), attempts=F("attempts") + 1)
     )
     return claimed == 1
-
-
-def _superseded_many(intents: list[CreditIntent]) -> set[int]:
-    """`_superseded` for many: the leverage writes with a later one of their login."""
-    leverage = [intent for intent in intents if intent.kind == Kind.SET_LEVERAGE]
-    if not leverage:
-        return set()
-    latest: dict[int, int] = {}
-    rows = CreditIntent.objects.filter(
-        kind=Kind.SET_LEVERAGE,
-        login__in={intent.login for intent in leverage},
-        pk__gt=min(intent.pk for intent in leverage),
-    ).values_list("login", "pk")
-    for login, pk in rows:
-        latest[login] = max(pk, latest.get(login, 0))
-    return {intent.pk for intent in leverage if latest.get(intent.login, 0) > intent.pk}
 
 
 def _send_outcome(gateway, intent: CreditIntent) -> tuple[CreditIntent, str, int | None, str]:
@@ -337,13 +333,25 @@ def _send_outcome(gateway, intent: CreditIntent) -> tuple[CreditIntent, str, int
     return intent, Status.DONE, deal_id, ""
 
 
-def _settle_many(outcomes: list[tuple[CreditIntent, str, int | None, str]]) -> set[int]:
+def _settle_many(
+    outcomes: list[tuple[CreditIntent, str, int | None, str]],
+) -> tuple[set[int], Exception | None]:
     """`_settle` for many credit-in and leverage outcomes, `ACCOUNTS_PER_TRANSACTION` a
-    transaction; the logins whose Type A bonus became active."""
+    transaction; the logins whose Type A bonus became active, and the first error.
+
+    A part that fails rolls back alone (its writes stay claimed: the resolver looks them up
+    once the claims end); the parts after it still settle, and those before it keep what
+    they committed, so the caller still syncs their Type A leverage before raising."""
     activated_type_a: set[int] = set()
+    error: Exception | None = None
     for start in range(0, len(outcomes), ACCOUNTS_PER_TRANSACTION):
-        activated_type_a |= _settle_part(outcomes[start : start + ACCOUNTS_PER_TRANSACTION])
-    return activated_type_a
+        part = outcomes[start : start + ACCOUNTS_PER_TRANSACTION]
+        try:
+            activated_type_a |= _settle_part(part)
+        except Exception as exc:
+            logger.exception("settling %s credit outcomes failed", len(part))
+            error = error or exc
+    return activated_type_a, error
 
 
 def _settle_part(outcomes: list[tuple[CreditIntent, str, int | None, str]]) -> set[int]:

@@ -146,12 +146,26 @@ def leverage_sync_many(*, logins, reason: str = "") -> None:
         return
     operations: list = []
     alone: list[int] = []
+    error: Exception | None = None
     for start in range(0, len(logins), ACCOUNTS_PER_TRANSACTION):
         part = logins[start : start + ACCOUNTS_PER_TRANSACTION]
-        _stacks_adjust(part, accounts, reason, operations, alone)
+        try:
+            _stacks_adjust(part, accounts, reason, operations, alone)
+        except Exception as exc:
+            # Rolled back as a whole: each of its accounts again on its own, so that one bad
+            # account does not leave the others at their full leverage with the credit on.
+            logger.exception("leverage of %s accounts not synced together", len(part))
+            error = error or exc
+            alone.extend(login for login in part if login not in alone)
     operations_execute_many(operations)
     for login in alone:
-        leverage_sync(login=login, reason=reason)
+        try:
+            leverage_sync(login=login, reason=reason)
+        except Exception as exc:
+            logger.exception("leverage of %s not synced", login)
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 def _stacks_adjust(logins, accounts, reason, operations, alone) -> None:
