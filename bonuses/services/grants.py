@@ -399,7 +399,12 @@ def _deposits_grant(
             error = exc
             break
     results: list[list[Bonus]] = [[] for _ in deposits]
-    sent = _execute_grants([(pending.bonus, pending.operation) for _, pending in granted])
+    try:
+        sent = _execute_grants([(pending.bonus, pending.operation) for _, pending in granted])
+    except Exception as exc:
+        if error is not None:
+            raise error from exc  # the first failure is the one to report (and retry on)
+        raise
     if error is not None:
         raise error
     for (index, _), bonus in zip(granted, sent, strict=True):

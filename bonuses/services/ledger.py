@@ -210,10 +210,15 @@ def operations_execute_many(operations: list[uuid.UUID]) -> None:
         # the claim itself, just before it is sent (as `intent_execute` does): a batch takes
         # a while to send, and a later write made meanwhile (an override, a withdrawal) must
         # not be undone by this stale one landing after it.
-        if _claim_untouched(intent, unless_superseded=intent.kind == Kind.SET_LEVERAGE):
-            return _send_outcome(gateway, intent)
-        if intent.kind == Kind.SET_LEVERAGE and _claim_untouched(intent):
-            return intent, Status.FAILED, None, "superseded by a later leverage change"
+        try:
+            if _claim_untouched(intent, unless_superseded=intent.kind == Kind.SET_LEVERAGE):
+                return _send_outcome(gateway, intent)
+            if intent.kind == Kind.SET_LEVERAGE and _claim_untouched(intent):
+                return intent, Status.FAILED, None, "superseded by a later leverage change"
+        except Exception:
+            # The claim itself failed (the database): nothing was sent; whatever the claim
+            # left is the resolver's. The other writes' outcomes must not be lost with it.
+            logger.exception("credit intent %s: could not be claimed", intent.op_id)
         return None  # someone else took it (a resolver): theirs to finish
 
     threads = threads_for(settings.MONITOR_DISPATCH_THREADS, len(fresh))
