@@ -85,6 +85,7 @@ def test_a_broken_connection_is_replaced_by_a_fresh_session(standin, market):
     gateway.close()
 
 
+@pytest.mark.postgres  # concurrent writers: SQLite's shared-cache test database refuses them
 def test_writes_from_many_threads_each_happen_once(standin, market):
     url, server = standin
     logins = [market.add_account(balance=100) for _ in range(8)]
