@@ -88,6 +88,8 @@ INSTALLED_APPS = [
     "demo_pool",
     "trading_sessions",
     "operations",
+    # The harness, not an app: installed only for its `manage.py bench_*` commands.
+    "bench",
 ]
 
 MIDDLEWARE = [

@@ -1,4 +1,7 @@
-"""The floors of shared/DESIGN.md: an app imports only from apps on a lower floor.
+"""The floors of shared/DESIGN.md: a package imports only from packages on a lower floor.
+
+Every top-level Python package of the repository is on the plan, the wiring (`config`), the
+harness (`bench`) and the tests included: a new package fails here until it gets a floor.
 
 One deliberate exception, explained in docs/architecture.md: `delivery` may import
 `accounts` (for the audit trail and domain errors); `accounts` never imports `delivery`.
@@ -20,28 +23,79 @@ FLOORS = {
     "demo_pool": 3,
     "trading_sessions": 3,
     "operations": 4,
+    # Settings, urls, the Celery app: it may import any app, and no app imports it.
+    "config": 5,
+    # The harness: it may import anything, config included; nothing in the product imports it.
+    "bench": 6,
+    # The tests read everything, the harness included.
+    "tests": 7,
 }
 ALLOWED_SAME_FLOOR = {("delivery", "accounts")}
-APPS = set(FLOORS) | {"config"}
 
 
-def imports_of(path: Path) -> set[str]:
+def top_level_packages(root: Path) -> set[str]:
+    """Every folder of `root` that Python can import: an `__init__.py` or a module in it."""
+    return {
+        folder.name
+        for folder in root.iterdir()
+        if folder.is_dir()
+        and not folder.name.startswith(".")
+        and ((folder / "__init__.py").exists() or any(folder.glob("*.py")))
+    }
+
+
+def imports_of(path: Path, packages: set[str]) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             found |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.add(node.module.split(".")[0])
-    return found & APPS
+    return found & packages
 
 
-def test_no_app_imports_upwards_sideways_or_config():
-    wrong = []
-    for app, floor in FLOORS.items():
-        for path in (ROOT / app).rglob("*.py"):
-            for target in imports_of(path) - {app}:
-                if target == "config":
-                    wrong.append(f"{path.relative_to(ROOT)} imports config")
-                elif FLOORS[target] >= floor and (app, target) not in ALLOWED_SAME_FLOOR:
-                    wrong.append(f"{path.relative_to(ROOT)} imports {target}")
-    assert wrong == []
+def floor_violations(root: Path) -> list[str]:
+    """What breaks the plan under `root`: packages not on it, and imports up or sideways."""
+    packages = top_level_packages(root)
+    wrong = [f"{name}/ is not on the floor plan" for name in sorted(packages - set(FLOORS))]
+    for package in sorted(packages & set(FLOORS)):
+        floor = FLOORS[package]
+        for path in sorted((root / package).rglob("*.py")):
+            for target in sorted(imports_of(path, packages) - {package}):
+                if target not in FLOORS:
+                    continue  # reported above, as a package off the plan
+                if FLOORS[target] >= floor and (package, target) not in ALLOWED_SAME_FLOOR:
+                    wrong.append(f"{path.relative_to(root)} imports {target}")
+    return wrong
+
+
+def test_every_top_level_package_is_on_the_plan_and_imports_only_downwards():
+    assert floor_violations(ROOT) == []
+
+
+def test_the_plan_names_only_packages_that_exist():
+    assert set(FLOORS) <= top_level_packages(ROOT)
+
+
+def test_the_scan_catches_an_app_importing_the_harness_or_config_and_a_package_off_the_plan(
+    tmp_path,
+):
+    def module(relative: str, source: str = ""):
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+
+    for package in FLOORS:
+        module(f"{package}/__init__.py")
+    module("licensing/management/commands/bench_x.py", "from bench.license_urls import X\n")
+    module("operations/views.py", "import config.settings\n")
+    module("bench/settings.py", "from config.settings import *  # noqa: F403\n")
+    module("config/urls.py", "from operations import views\n")
+    module("soak/run.py", "import accounts\n")
+    module("delivery/audit.py", "from accounts.services import audit_record\n")
+
+    assert floor_violations(tmp_path) == [
+        "soak/ is not on the floor plan",
+        "licensing/management/commands/bench_x.py imports bench",
+        "operations/views.py imports config",
+    ]

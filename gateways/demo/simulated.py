@@ -29,7 +29,7 @@ class SimulatedDemoGateway:
     # The partner's quota of enabled demo accounts; tests lower it to reach the limit.
     max_accounts: int = 10_000
     # How the server hashes passwords: the project's default (PBKDF2); a benchmark of the
-    # product, not of this simulator, sets a cheap one (`bench_pool`'s BenchDemoGateway).
+    # product, not of this simulator, sets a cheap one (`bench.pool.BenchDemoGateway`).
     password_hasher = "default"  # noqa: S105 (a hasher name, not a password)
 
     def ping(self) -> None:

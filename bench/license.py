@@ -6,7 +6,7 @@ starts a real server (gunicorn, `--workers` processes of `--threads` threads, se
 `bench.license_settings`: the project's plus a trivial DRF view returning constant JSON,
 DEBUG off) on the scratch database and `REDIS_URL`, with the validation rate limits raised so
 the limiter (still consulted on every call) does not cap the load. A second process
-(`licensing/bench_client.py`: threads on keep-alive connections) then posts to the validation
+(`bench/license_client.py`: threads on keep-alive connections) then posts to the validation
 endpoint with the keys in turn, and to the trivial view, `--seconds` each, in `--rounds`
 interleaved slices (validation, trivial, trivial, validation, ...): the machine is shared,
 and interleaving gives both sides the same share of whatever else runs on it.
@@ -48,7 +48,7 @@ RATE_SETTINGS = (
 )
 VALIDATE_PATH = "/api/v1/licenses/validate/"
 PUBLIC_KEY_PATH = "/api/v1/licenses/public-key/"
-CLIENT = "licensing.bench_client"  # run as a module: licensing/ must not be on sys.path
+CLIENT = "bench.license_client"  # run as a module: bench/ must not be on sys.path
 # Two client threads: the client is one Python process (one core at most, under its GIL) on
 # the same two cores as the server, PostgreSQL and Redis. At 4 threads it takes most of a
 # core and starves the server, which then measures the client more than itself.

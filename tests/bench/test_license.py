@@ -2,8 +2,8 @@
 
 from django.urls import resolve, reverse
 
-from licensing.bench_client import run
-from licensing.management.commands.bench_license import _bodies, _percentile, _with_db_name
+from bench.license import _bodies, _percentile, _with_db_name
+from bench.license_client import run
 
 
 def test_the_bench_urlconf_adds_the_trivial_view_and_keeps_validation(client, settings):
@@ -30,7 +30,7 @@ def test_the_client_counts_errors_when_nothing_listens():
 
 
 def test_the_two_sides_take_turns_going_first():
-    from licensing.management.commands.bench_license import _slices
+    from bench.license import _slices
 
     assert _slices(["validation", "trivial"], 3) == [
         "validation",
@@ -100,7 +100,7 @@ def test_the_bench_server_names_the_worker_that_answered(client, settings):
 
 
 def test_each_pair_of_neighbouring_slices_gives_its_own_ratio():
-    from licensing.management.commands.bench_license import _paired_ratios
+    from bench.license import _paired_ratios
 
     def slice_(requests, seconds=1.0):
         return {"latencies_ms": [1.0] * requests, "elapsed": seconds}

@@ -6,9 +6,7 @@ import pytest
 from django.test.utils import override_settings
 
 from accounts.services import monitor_discover, monitor_sweep
-from gateways.loading import reset_gateways
-from gateways.mt5 import get_mt5_gateway
-from operations.management.commands.bench_monitor import (
+from bench.monitor import (
     BENCH_MANAGER,
     WEBAPI,
     _bench_campaign,
@@ -17,6 +15,8 @@ from operations.management.commands.bench_monitor import (
     _sample,
     _StandIn,
 )
+from gateways.loading import reset_gateways
+from gateways.mt5 import get_mt5_gateway
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

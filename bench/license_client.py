@@ -1,9 +1,9 @@
 """Load generator of `manage.py bench_license`, run as its own process (stdlib only).
 
-Run as `python -m licensing.bench_client` (as a script, licensing/selectors.py would shadow
-the standard library's). Reads {"port", "path", "bodies", "seconds", "threads", "workers"} as
-JSON on stdin; each thread keeps one HTTP/1.1 keep-alive connection and POSTs the bodies
-round-robin until the time is up.
+Run as `python -m bench.license_client` (as a script, its folder would come first on
+sys.path, where a module named like one of the standard library's would shadow it). Reads
+{"port", "path", "bodies", "seconds", "threads", "workers"} as JSON on stdin; each thread keeps
+one HTTP/1.1 keep-alive connection and POSTs the bodies round-robin until the time is up.
 
 The connections are spread evenly over the server's worker processes before the clock starts:
 the kernel hands a new connection to whichever worker accepts first, and two keep-alive

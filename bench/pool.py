@@ -55,7 +55,7 @@ from gateways.demo.simulated import (
 )
 
 ACTIVATE = "/api/v1/demo/press-pass/activate/"
-BENCH_GATEWAY = "demo_pool.management.commands.bench_pool.BenchDemoGateway"
+BENCH_GATEWAY = "bench.pool.BenchDemoGateway"
 FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SERVER_THREADS = 4  # per gunicorn worker: enough to overlap database waits on 2 cores
 SEED_MAX_POOL_SIZE = 100
