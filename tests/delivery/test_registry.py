@@ -2,6 +2,8 @@
 not, the contact, the send, the task), unknown ones are refused, and a new channel is one
 module: proved here with test-only channels registered the way `delivery/channels/*.py` are."""
 
+from pathlib import Path
+
 import pytest
 
 from delivery import tasks
@@ -20,6 +22,8 @@ from delivery.services import delivery_contact_check, delivery_result
 from .conftest import PAYLOAD, token_of
 
 pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_method_a_delivery_can_store_has_exactly_one_channel():
@@ -73,6 +77,12 @@ def test_a_channel_is_either_handed_to_the_caller_or_sent_never_both_nor_neither
 def test_a_method_cannot_be_registered_twice():
     with pytest.raises(ValueError, match="registered already"):
         channel_register(channel_get("api"))
+
+
+def test_no_other_app_keeps_its_own_list_of_channels():
+    for app in ("demo_pool", "licensing", "trading_sessions", "operations"):
+        for path in (ROOT / app).rglob("*.py"):
+            assert "HANDED_TO_CALLER" not in path.read_text(), path
 
 
 # --- A new channel, as docs/delivery.md "A new channel" writes it ---------------------------
