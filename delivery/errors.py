@@ -32,3 +32,10 @@ class InvalidDeliveryError(ApplicationError):
     """Bad input to `delivery_create` (method, contact, payload)."""
 
     code = "invalid_delivery"
+
+
+class UnknownChannelError(InvalidDeliveryError):
+    """A delivery method no channel in `delivery/channels/` registered."""
+
+    code = "invalid_method"
+    default_detail = "Unknown delivery method."

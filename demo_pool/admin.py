@@ -24,7 +24,6 @@ from demo_pool.models import (
     ProvisioningRequest,
 )
 from demo_pool.selectors import availability_by_day, pool_status
-from demo_pool.services.assignment import HANDED_TO_CALLER
 
 
 class _ReadOnly(admin.ModelAdmin):
@@ -187,12 +186,12 @@ class PressPassAdmin(_ReadOnly):
             except ApplicationError as exc:
                 self.message_user(request, f"{press_pass.user_id}: {exc}", messages.ERROR)
                 continue
-            if press_pass.delivery_method in HANDED_TO_CALLER:
+            if result.caller_link is not None:
                 handed.append(
                     {
                         "user_id": press_pass.user_id,
                         "method": press_pass.delivery_method,
-                        "link": result.link,
+                        "link": result.caller_link,
                         "qr_svg": result.qr_svg,
                     }
                 )

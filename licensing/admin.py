@@ -167,8 +167,7 @@ class LicenseAdmin(admin.ModelAdmin):
             "license": license,
             "license_key": key,
             "delivery": delivery,
-            "handed": delivery is not None
-            and delivery.delivery.method in (Delivery.Method.API, Delivery.Method.QR),
+            "handed": delivery is not None and delivery.caller_link is not None,
         }
         # The admin's views are never_cache: the page is not kept by the browser or a proxy.
         return TemplateResponse(request, "admin/licensing/license/issued.html", context)

@@ -158,7 +158,7 @@ import django
 django.setup()
 from django.utils import timezone
 from delivery.models import Delivery
-from delivery.services.channels import _send_email
+from delivery.channels.email import send as _send_email
 
 delivery = Delivery(contact="client@example.com", expires_at=timezone.now())
 _send_email(delivery, "https://backoffice.example.com/d/" + "T" * 43)

@@ -1,30 +1,24 @@
-"""The channels that carry a link: Telegram and email are sent by a worker (`delivery.tasks`);
-api and qr hand the link to the caller in `delivery_create`'s answer.
+"""Sending a pending delivery by its channel (`delivery.channels`), from its worker task
+(`delivery.tasks`); the channels that hand the link to the caller have nothing to send.
 
 A send is never inside a database transaction. Errors keep the gateways' meaning: a
 `TransientGatewayError` is raised again for the task to retry (with backoff), a
-`PermanentGatewayError` fails the delivery at once. SMTP errors are translated the same way
-(4xx and connection trouble: transient; 5xx: permanent).
+`PermanentGatewayError` fails the delivery at once.
 """
 
 import logging
-import smtplib
 
-from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db.models import F
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from delivery.channels import channel_get
 from delivery.models import Delivery
-from gateways.errors import GatewayError, PermanentGatewayError, TransientGatewayError
-from gateways.telegram import get_telegram_gateway
+from gateways.errors import PermanentGatewayError, TransientGatewayError
 
 logger = logging.getLogger("delivery")
 
 Status = Delivery.Status
-Method = Delivery.Method
 ERROR_MAX = 500
 
 
@@ -38,14 +32,17 @@ def delivery_send(*, delivery_id: int) -> str:
     delivery = Delivery.objects.filter(pk=delivery_id).first()
     if delivery is None:
         return "missing"
-    if delivery.status != Status.PENDING or delivery.method not in CHANNELS:
+    if delivery.status != Status.PENDING:
+        return delivery.status
+    send = channel_get(delivery.method).send
+    if send is None:  # handed to the caller: nothing to send
         return delivery.status
     link = delivery.pending_link
     if link is None:
         return delivery.status
     Delivery.objects.filter(pk=delivery_id).update(send_attempts=F("send_attempts") + 1)
     try:
-        CHANNELS[delivery.method](delivery, link)
+        send(delivery, link)
     except PermanentGatewayError as exc:
         delivery_send_failed(delivery_id=delivery_id, error=str(exc))
         return Status.FAILED
@@ -78,53 +75,3 @@ def delivery_send_failed(*, delivery_id: int, error: str) -> bool:
 def _short(error) -> str:
     text = str(error) or type(error).__name__
     return text if len(text) <= ERROR_MAX else text[: ERROR_MAX - 1] + "…"
-
-
-def _context(delivery: Delivery, link: str) -> dict:
-    return {
-        "link": link,
-        "expires_at": delivery.expires_at,
-        "ttl_minutes": settings.DELIVERY_LINK_TTL_MINUTES,
-    }
-
-
-@sensitive_variables()
-def _send_telegram(delivery: Delivery, link: str) -> None:
-    text = render_to_string("delivery/telegram.txt", _context(delivery, link)).strip()
-    get_telegram_gateway().send_message(
-        chat_id=delivery.contact, text=text, disable_link_preview=True, protect_content=True
-    )
-
-
-@sensitive_variables()
-def _send_email(delivery: Delivery, link: str) -> None:
-    context = _context(delivery, link)
-    message = EmailMultiAlternatives(
-        subject="Your credentials: a one-time link",
-        body=render_to_string("delivery/email.txt", context),
-        to=[delivery.contact],
-    )
-    message.attach_alternative(render_to_string("delivery/email.html", context), "text/html")
-    try:
-        message.send()
-    except Exception as exc:
-        raise _email_error(exc) from None
-
-
-def _email_error(exc: Exception) -> GatewayError:
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _ in exc.recipients.values()]
-        permanent = any(code >= 500 for code in codes)
-        kind = PermanentGatewayError if permanent else TransientGatewayError
-        return kind(f"recipient refused ({', '.join(map(str, codes))})", gateway="email")
-    if isinstance(exc, smtplib.SMTPServerDisconnected | smtplib.SMTPConnectError):
-        return TransientGatewayError(f"SMTP: {type(exc).__name__}", gateway="email")
-    if isinstance(exc, smtplib.SMTPResponseException):
-        kind = PermanentGatewayError if exc.smtp_code >= 500 else TransientGatewayError
-        return kind(f"SMTP {exc.smtp_code}", gateway="email", status=exc.smtp_code)
-    if isinstance(exc, OSError):  # refused, unreachable, timed out
-        return TransientGatewayError(f"SMTP: {type(exc).__name__}: {exc}", gateway="email")
-    return PermanentGatewayError(f"email: {type(exc).__name__}", gateway="email")
-
-
-CHANNELS = {Method.TELEGRAM: _send_telegram, Method.EMAIL: _send_email}

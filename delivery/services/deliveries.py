@@ -11,21 +11,19 @@ import hashlib
 import ipaddress
 import json
 import logging
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.services import audit_record
+from delivery.channels import Channel, channel_get
 from delivery.crypto import CryptoError, open_with_token, seal_with_token
 from delivery.errors import (
     InvalidDeliveryError,
@@ -36,21 +34,19 @@ from delivery.errors import (
     LinkUsedError,
 )
 from delivery.models import Delivery, DeliveryAttempt
-from delivery.qr import png_data_uri, qr_png, qr_svg
+from delivery.qr import png_data_uri
 from delivery.useragents import is_preview_bot
 
 logger = logging.getLogger("delivery")
 
 Status = Delivery.Status
-Method = Delivery.Method
 Outcome = DeliveryAttempt.Outcome
 Action = DeliveryAttempt.Action
 
 TOKEN_BYTES = 32  # 256 random bits in the link
 REVEALABLE = (Status.PENDING, Status.SENT)
 SUPERSEDABLE = (Status.PENDING, Status.SENT, Status.FAILED)
-HANDED_TO_CALLER = (Method.API, Method.QR)  # the link is in the answer: sent at once
-TELEGRAM_CHAT = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$")
+CONTACT_MAX_CHARS = 254
 MAX_PAYLOAD_CHARS = 16_000
 USER_AGENT_MAX = 512
 
@@ -68,12 +64,23 @@ class DeliveryResult:
     """A new delivery and its link; for `qr`, the link's QR code as SVG and PNG.
 
     The link exists only here (and in the channel's message): the database keeps its hash.
+    What the caller may show its user is `caller_link`: the link when the channel hands it to
+    the caller (api, qr), None when the channel carries it to the contact (telegram, email).
     """
 
     delivery: Delivery
     link: str
     qr_svg: str | None = None
     qr_png: bytes | None = None
+
+    @property
+    def channel(self) -> Channel:
+        return channel_get(self.delivery.method)
+
+    @property
+    def caller_link(self) -> str | None:
+        """The link if the caller is the one to hand it over, else None."""
+        return self.link if self.channel.hands_link_to_caller else None
 
     @property
     def qr_png_data_uri(self) -> str | None:
@@ -131,7 +138,8 @@ def delivery_create(
     digest = token_hash(token)
     link = link_for(token)
     now = timezone.now()
-    handed_over = method in HANDED_TO_CALLER
+    channel = channel_get(method)
+    handed_over = channel.hands_link_to_caller
     delivery = Delivery(
         purpose=purpose,
         owner=owner,
@@ -164,9 +172,13 @@ def delivery_create(
         if not handed_over:
             transaction.on_commit(partial(_enqueue_send, delivery.pk, method))
     logger.info("delivery %s created (%s, %s)", delivery.pk, method, delivery.status)
-    if method == Method.QR:
-        return DeliveryResult(delivery, link, qr_svg=qr_svg(link), qr_png=qr_png(link))
-    return DeliveryResult(delivery, link)
+    return DeliveryResult(delivery, link, **channel.extras_for(link))
+
+
+def delivery_result(*, delivery: Delivery, link: str) -> DeliveryResult:
+    """A delivery and a link to it kept elsewhere (encrypted), as `delivery_create` answered
+    them: `caller_link` and the channel's extras (the QR code) again."""
+    return DeliveryResult(delivery, link, **channel_get(delivery.method).extras_for(link))
 
 
 @sensitive_variables()
@@ -230,32 +242,18 @@ def _lock_purpose(purpose: str) -> None:
 
 def delivery_contact_check(*, method: str, contact: str) -> str:
     """The contact a delivery by `method` needs, stripped; `InvalidDeliveryError` if it is not
-    one (an email address for email, a chat id or @channel for Telegram). Other apps call it
-    to refuse bad input before they do anything they would have to undo."""
+    one (the channel's own check: an email address for email, a chat id or @channel for
+    Telegram). Other apps call it to refuse bad input before they do anything they would have
+    to undo. An unknown `method` raises `UnknownChannelError` (`invalid_method`)."""
+    channel = channel_get(method)
     contact = (contact or "").strip()
-    if len(contact) > 254:
+    if len(contact) > CONTACT_MAX_CHARS:
         raise InvalidDeliveryError("The contact is too long.", code="invalid_contact")
-    if method == Method.EMAIL:
-        try:
-            validate_email(contact)
-        except ValidationError:
-            raise InvalidDeliveryError(
-                "Email delivery needs a valid email address as contact.", code="invalid_contact"
-            ) from None
-    elif method == Method.TELEGRAM and not TELEGRAM_CHAT.match(contact):
-        raise InvalidDeliveryError(
-            'Telegram delivery needs a chat id (e.g. "123456789") or "@channelname".',
-            code="invalid_contact",
-        )
-    return contact
+    return channel.contact_check(contact)
 
 
 def _validated(*, method: str, contact: str, purpose: str) -> tuple[str, str, str]:
-    if method not in Method.values:
-        raise InvalidDeliveryError(
-            f"Unknown delivery method {method!r}; one of {', '.join(Method.values)}.",
-            code="invalid_method",
-        )
+    channel_get(method)  # an unknown method is refused before anything else
     purpose = (purpose or "").strip()
     if not purpose or len(purpose) > 200:
         raise InvalidDeliveryError("A purpose of 1 to 200 characters is required.")
@@ -277,10 +275,10 @@ def _encoded(payload) -> bytes:
 
 
 def _enqueue_send(delivery_id: int, method: str) -> None:
-    from delivery.tasks import SEND_TASKS
+    from delivery.tasks import send_task_for
 
     try:
-        SEND_TASKS[method].delay(delivery_id)
+        send_task_for(method).delay(delivery_id)
     except Exception:
         # The delivery is committed and stays pending (and expires); staff see it and resend.
         logger.exception("delivery %s: could not queue its %s send", delivery_id, method)

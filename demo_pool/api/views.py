@@ -10,8 +10,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import area_permission
 from delivery.models import Delivery
-from delivery.qr import qr_svg
-from delivery.services import DeliveryResult
+from delivery.services import DeliveryResult, delivery_result
 from demo_pool import services
 from demo_pool.errors import (
     ActivationRequestNotFoundError,
@@ -36,7 +35,6 @@ from .serializers import (
     ResentSerializer,
 )
 
-HANDED_TO_CALLER = (Delivery.Method.API, Delivery.Method.QR)
 LIVE_DELIVERY = (Delivery.Status.PENDING, Delivery.Status.SENT)
 
 
@@ -51,17 +49,18 @@ def _account(account, press_pass) -> dict:
     }
 
 
-def _delivery(delivery: Delivery, link: str | None, *, svg: str | None = None) -> dict:
-    out = {"id": delivery.pk, "method": delivery.method, "status": delivery.status}
-    if link and delivery.method in HANDED_TO_CALLER:
-        out["link"] = link
-        if delivery.method == Delivery.Method.QR:
-            out["qr_svg"] = svg or qr_svg(link)
-    return out
+def _delivery(delivery: Delivery) -> dict:
+    return {"id": delivery.pk, "method": delivery.method, "status": delivery.status}
 
 
 def _handed(result: DeliveryResult) -> dict:
-    return _delivery(result.delivery, result.link, svg=result.qr_svg)
+    """The delivery, with the link (and QR code) only where delivery says the caller gets it."""
+    out = _delivery(result.delivery)
+    if result.caller_link:
+        out["link"] = result.caller_link
+        if result.qr_svg is not None:
+            out["qr_svg"] = result.qr_svg
+    return out
 
 
 # A UUID, or any client-made string of 16 to 128 of these; an RFC 8941 string ("...") too,
@@ -174,10 +173,13 @@ class ActivationRequestView(APIView):
         press_pass = found.press_pass
         if press_pass is not None:
             out["account"] = _account(press_pass.account, press_pass)
-            if press_pass.delivery is not None:
-                live = press_pass.delivery.status in LIVE_DELIVERY
-                out["delivery"] = _delivery(
-                    press_pass.delivery, found.delivery_link if live else None
+            delivery = press_pass.delivery
+            if delivery is not None:
+                link = found.delivery_link if delivery.status in LIVE_DELIVERY else None
+                out["delivery"] = (
+                    _handed(delivery_result(delivery=delivery, link=link))
+                    if link
+                    else _delivery(delivery)
                 )
         return Response(ActivationRequestSerializer(out).data)
 

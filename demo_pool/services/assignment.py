@@ -25,7 +25,6 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.services import audit_record
-from delivery.models import Delivery
 from delivery.services import DeliveryResult, delivery_create, delivery_resend
 from demo_pool.errors import (
     ActivationQueuedError,
@@ -42,7 +41,6 @@ from .common import enqueue_task, logger, pool_config_cached, refill_nudge
 
 Status = DemoAccount.Status
 ReqStatus = ActivationRequest.Status
-HANDED_TO_CALLER = (Delivery.Method.API, Delivery.Method.QR)
 _SYMBOLS = "!#$%*+-=?@_"
 _ROTATION_POLL_SECONDS = 0.05
 
@@ -508,8 +506,8 @@ def activation_requests_fulfil(*, limit: int = 500) -> int:
         request.press_pass = press_pass
         request.completed_at = timezone.now()
         fields = ["status", "press_pass", "completed_at"]
-        if press_pass.delivery_method in HANDED_TO_CALLER:
-            request.delivery_link = result.link
+        if result.caller_link is not None:
+            request.delivery_link = result.caller_link
             fields.append("delivery_link")
         request.save(update_fields=fields)
         assigned += 1

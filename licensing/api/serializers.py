@@ -91,10 +91,6 @@ class LicenseCreateSerializer(serializers.Serializer):
         return attrs
 
 
-# The channels whose link is handed to the caller (the others carry it to the contact).
-HANDED_TO_CALLER = (Delivery.Method.API, Delivery.Method.QR)
-
-
 class LicenseKeyDeliverySerializer(serializers.Serializer):
     """The delivery that carries the key: `link` for api and qr (null for telegram and
     email, which carry it themselves), `qr_svg` for qr."""
@@ -108,7 +104,7 @@ class LicenseKeyDeliverySerializer(serializers.Serializer):
     qr_svg = serializers.SerializerMethodField()
 
     def get_link(self, result) -> str | None:
-        return result.link if result.delivery.method in HANDED_TO_CALLER else None
+        return result.caller_link
 
     def get_qr_svg(self, result) -> str | None:
         return result.qr_svg

@@ -8,9 +8,9 @@ import responses
 from django.core import mail
 
 from delivery import tasks
+from delivery.channels.email import email_error as _email_error
 from delivery.models import Delivery
 from delivery.services import delivery_reveal, delivery_send
-from delivery.services.channels import _email_error
 from gateways.errors import PermanentGatewayError, TransientGatewayError, UnknownOutcomeError
 from gateways.loading import reset_gateways
 from gateways.telegram import get_telegram_gateway

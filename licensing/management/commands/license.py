@@ -90,10 +90,10 @@ class Command(BaseCommand):
         delivery = result.delivery
         self.stdout.write(self._show(license))
         expires = f"{delivery.expires_at:%Y-%m-%d %H:%M} UTC"
-        if deliver_by in (Delivery.Method.API, Delivery.Method.QR):
+        if result.caller_link is not None:
             self.stdout.write(
                 f"License key in a one-time link (delivery #{delivery.pk}, opens once, until "
-                f"{expires}): {result.link}"
+                f"{expires}): {result.caller_link}"
             )
         else:
             self.stdout.write(
