@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Q
 
 from accounts.models import AccountEvent
 from bonuses.models import CreditIntent
+from delivery.channels import channels_all
 from delivery.models import Delivery
 from demo_pool.models import ActivationRequest
 from trading_sessions.models import Signal, Trade
@@ -70,10 +70,11 @@ def remaining(
             session_id__in=session_ids, result__in=Trade.UNSETTLED
         ).count(),
         deliveries_pending=Delivery.objects.filter(
-            created_at__gte=since, status=Delivery.Status.PENDING
-        )
-        .exclude(Q(method=Delivery.Method.API) | Q(method=Delivery.Method.QR))
-        .count(),
+            created_at__gte=since,
+            status=Delivery.Status.PENDING,
+            # Only what a worker sends: a link handed to the caller has nothing to wait for.
+            method__in=[c.method for c in channels_all() if not c.hands_link_to_caller],
+        ).count(),
         activations_waiting=ActivationRequest.objects.filter(
             user_id__startswith=press_pass_prefix, status__in=ActivationRequest.OPEN
         ).count(),
