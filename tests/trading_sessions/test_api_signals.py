@@ -183,6 +183,32 @@ def test_subscribing_answers_the_callers_subscriptions(client_api, channel):
     assert ChannelSubscription.objects.count() == 1
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_subscribes_at_the_same_moment_make_one_subscription_and_one_says_created(
+    make_user, channel
+):
+    from rest_framework.test import APIClient
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from tests.concurrency import run_at_once
+
+    user = make_user()
+    token = str(RefreshToken.for_user(user).access_token)
+
+    def subscribe(n):
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return api.post(SUBSCRIBE, {"channel": "vip-signals"}, format="json").status_code
+
+    codes, errors = run_at_once(subscribe, threads=4)
+
+    assert errors == []
+    # Decided by the write, not by a read before it: one 201, the others 200.
+    assert sorted(codes) == [200, 200, 200, 201]
+    assert ChannelSubscription.objects.count() == 1
+
+
 def test_the_subscriptions_list_shows_mine_and_the_channels_i_may_take(client_api, channel):
     SignalChannel.objects.create(code="free-signals", name="Free")
     SignalChannel.objects.create(code="retired", name="Retired", is_active=False)

@@ -326,12 +326,10 @@ class SignalSubscribeView(APIView):
         data = s.ChannelInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         code = data.validated_data["channel"]
-        mine = ChannelSubscription.objects.filter(user=request.user, channel__code=code)
-        already = mine.exists()
-        services.channel_subscribe(user=request.user, channel_code=code)
+        _, created = services.channel_subscribe(user=request.user, channel_code=code)
         return Response(
             s.SubscriptionsSerializer(_subscriptions(request.user)).data,
-            status=status.HTTP_200_OK if already else status.HTTP_201_CREATED,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
 

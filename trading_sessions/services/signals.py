@@ -100,23 +100,25 @@ def channel_get(*, code: str) -> SignalChannel:
     return channel
 
 
-def channel_subscribe(*, user, channel_code: str) -> ChannelSubscription:
-    """Subscribe the user's sessions to a channel (within the plan's max channels)."""
+def channel_subscribe(*, user, channel_code: str) -> tuple[ChannelSubscription, bool]:
+    """Subscribe the user's sessions to a channel (within the plan's max channels): the
+    subscription, and whether this call made it (a caller answers 201 or 200 from that, never
+    from a read before the write: two subscribes at once make one, and one of them says so)."""
     channel = channel_get(code=channel_code)
     try:
         with transaction.atomic():
             existing = ChannelSubscription.objects.filter(user=user, channel=channel).first()
             if existing is not None:
-                return existing
+                return existing, False
             quota_require(
                 user=user,
                 what=Quota.SIGNAL_CHANNELS,
                 used=lambda: ChannelSubscription.objects.filter(user=user).count(),
             )
-            return ChannelSubscription.objects.create(user=user, channel=channel)
+            return ChannelSubscription.objects.create(user=user, channel=channel), True
     except IntegrityError:
         # The same subscribe at the same moment won: its row is the answer.
-        return ChannelSubscription.objects.get(user=user, channel=channel)
+        return ChannelSubscription.objects.get(user=user, channel=channel), False
 
 
 def channel_unsubscribe(*, user, channel_code: str) -> bool:
