@@ -19,7 +19,6 @@ from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 from accounts.backends import locked_for
-from accounts.errors import ApplicationError, NotFoundError
 from accounts.models import (
     AccountEvent,
     ApiKey,
@@ -40,13 +39,12 @@ from accounts.services import (
     user_roles,
 )
 from accounts.services.events import account_events_retry_now
-from core.money import StrictIntegerFormField
+from core.errors import ApplicationError, NotFoundError
+from core.money import MAX_BIGINT, StrictIntegerFormField
 from core.net import client_ip
 from gateways.errors import GatewayError
 
 logger = logging.getLogger(__name__)
-
-MAX_BIGINT = 2**63 - 1
 
 
 class UserCreationForm(AdminUserCreationForm):

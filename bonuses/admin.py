@@ -15,11 +15,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from accounts.errors import ApplicationError
 from accounts.permissions import has_area
 from bonuses import admin_views, services
 from bonuses.models import Bonus, BonusApproval, Conversion, CreditIntent
 from bonuses.selectors import bonus_events
+from core.errors import ApplicationError
 from gateways.errors import GatewayError
 
 logger = logging.getLogger("bonuses")

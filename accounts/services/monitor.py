@@ -39,9 +39,9 @@ from django.db import transaction
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
-from accounts.errors import ApplicationError, ConflictError, NotFoundError
 from accounts.models import AccountEvent, MonitoredAccount
 from accounts.signals import own_operation_comments
+from core.errors import ApplicationError, ConflictError, NotFoundError
 from gateways.errors import GatewayError, PermanentGatewayError
 from gateways.mt5 import AccountState, DealAction, DealEntry, MT5Deal, get_mt5_gateway
 
@@ -50,7 +50,6 @@ from .parallel import in_threads, threads_for
 
 logger = logging.getLogger(__name__)
 
-ZERO = Decimal("0.00")
 TRADE_ACTIONS = frozenset({DealAction.BUY, DealAction.SELL})
 CLOSING_ENTRIES = frozenset({DealEntry.OUT, DealEntry.INOUT})
 SNAPSHOT_FIELDS = ("balance", "credit", "equity", "leverage")
