@@ -19,7 +19,6 @@ from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 from accounts.backends import locked_for
-from accounts.errors import ApplicationError, NotFoundError
 from accounts.models import (
     AccountEvent,
     ApiKey,
@@ -40,13 +39,13 @@ from accounts.services import (
     user_roles,
 )
 from accounts.services.events import account_events_retry_now
-from core.money import StrictIntegerFormField
+from core.admin import ReadOnlyAdminMixin
+from core.errors import ApplicationError, NotFoundError
+from core.money import MAX_BIGINT, StrictIntegerFormField
 from core.net import client_ip
 from gateways.errors import GatewayError
 
 logger = logging.getLogger(__name__)
-
-MAX_BIGINT = 2**63 - 1
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -252,7 +251,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(LoginLockout)
-class LoginLockoutAdmin(admin.ModelAdmin):
+class LoginLockoutAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Emails with failed logins counted, and those locked. Read-only: the login counts them;
     staff with the right lift a lockout (audited)."""
 
@@ -262,15 +261,6 @@ class LoginLockoutAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_unlock_permission(self, request) -> bool:
         return request.user.has_perm("accounts.change_user")
@@ -328,7 +318,7 @@ admin.site.login = _login_with_lockout(admin.site.login)
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: the trail is written by services and never changed."""
 
     list_display = (
@@ -347,15 +337,6 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- The account monitor ------------------------------------------------------------------------
@@ -456,7 +437,7 @@ class MonitoredAccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(AccountEvent)
-class AccountEventAdmin(admin.ModelAdmin):
+class AccountEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """What the monitor saw and how handing it to the bonus engine went. Read-only; a Super
     Admin can bring a pending event's next attempt forward."""
 
@@ -480,15 +461,6 @@ class AccountEventAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("accounts.change_accountevent")

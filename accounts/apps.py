@@ -13,7 +13,8 @@ class AccountsConfig(AppConfig):
         from accounts.token_storage import outstanding_token_hash
 
         pre_save.connect(outstanding_token_hash, sender=OutstandingToken, weak=False)
-        from accounts.metrics import MonitorCollector, register_scrape_collector
+        from accounts.metrics import MonitorCollector
+        from core.metrics import register_scrape_collector
 
         register_scrape_collector(MonitorCollector())
 

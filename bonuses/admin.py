@@ -15,11 +15,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from accounts.errors import ApplicationError
 from accounts.permissions import has_area
 from bonuses import admin_views, services
 from bonuses.models import Bonus, BonusApproval, Conversion, CreditIntent
 from bonuses.selectors import bonus_events
+from core.admin import ReadOnlyAdminMixin
+from core.errors import ApplicationError
 from gateways.errors import GatewayError
 
 logger = logging.getLogger("bonuses")
@@ -27,19 +28,10 @@ logger = logging.getLogger("bonuses")
 CANCEL_REASON_MAX = 160
 
 
-class _ReadOnlyInline(admin.TabularInline):
+class _ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     max_num = 0
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class CreditIntentInline(_ReadOnlyInline):
@@ -68,7 +60,7 @@ class ConversionInline(_ReadOnlyInline):
 
 
 @admin.register(Bonus)
-class BonusAdmin(admin.ModelAdmin):
+class BonusAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The Bonus monitor: every bonus, read-only; cancel and force-convert for Super Admins."""
 
     change_list_template = "admin/bonuses/bonus/change_list.html"
@@ -134,15 +126,6 @@ class BonusAdmin(admin.ModelAdmin):
     readonly_fields = ("progress", "audit_trail")
 
     # --- Read-only, except through the actions ----------------------------------------------
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # bonuses are granted by the engine, or by hand on the assign page
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     def has_manage_permission(self, request: HttpRequest) -> bool:
         """Cancel and force-convert: Super Admin only (API.md's role table)."""
@@ -297,7 +280,7 @@ class BonusAdmin(admin.ModelAdmin):
 
 
 @admin.register(BonusApproval)
-class BonusApprovalAdmin(admin.ModelAdmin):
+class BonusApprovalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Manual assigns above their requester's limit. Read-only; approve and reject are
     actions for holders of `bonuses.approve_bonusapproval` (Super Admins), and the service
     refuses a requester deciding on their own request."""
@@ -340,15 +323,6 @@ class BonusApprovalAdmin(admin.ModelAdmin):
         "bonus_link",
     )
     fields = readonly_fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # requests come from the assign page and the API
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     def has_approve_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("bonuses.approve_bonusapproval")
@@ -393,7 +367,7 @@ class BonusApprovalAdmin(admin.ModelAdmin):
 
 
 @admin.register(CreditIntent)
-class CreditIntentAdmin(admin.ModelAdmin):
+class CreditIntentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The credit ledger: every write to MT5 and its outcome. Read-only, Super Admin only."""
 
     list_display = (
@@ -419,15 +393,6 @@ class CreditIntentAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
         return has_area(request, "bonuses.manage")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     @admin.display(description="bonus", ordering="bonus_id")
     def bonus_link(self, intent: CreditIntent) -> str:

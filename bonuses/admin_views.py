@@ -12,7 +12,6 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from accounts.errors import ApplicationError
 from accounts.permissions import has_area
 from bonuses import services
 from bonuses.models import Bonus, BonusApproval
@@ -20,10 +19,10 @@ from bonuses.reports import REPORTS, ReportFilters, report_rows
 from bonuses.resources import FORMATS, report_export
 from bonuses.selectors import account_lookup
 from campaigns.models import Campaign
-from core.money import MoneyFormField, StrictIntegerFormField
+from core.errors import ApplicationError
+from core.money import MAX_BIGINT, MoneyFormField, StrictIntegerFormField
 from gateways.errors import GatewayError
 
-MAX_BIGINT = 2**63 - 1
 # The admin's report page shows this many rows per per-bonus report; exports hold them all.
 REPORT_PAGE_ROWS = 200
 

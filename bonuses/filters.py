@@ -4,28 +4,13 @@ import django_filters
 from django.db.models import CharField, Q, QuerySet
 from django.db.models.functions import Cast
 
-from accounts.api.filters import UTCDateTimeFilter
 from accounts.models import AuditEvent
 from bonuses.models import Bonus, BonusApproval
 from campaigns.models import Campaign
-from core.money import StrictIntegerFormField
+from core.filters import IdFilter, UTCDateTimeFilter
 
 BONUS_OBJECT_TYPE = Bonus._meta.label_lower  # "bonuses.bonus", as audit_record(obj=bonus) writes
 CAMPAIGN_OBJECT_TYPE = Campaign._meta.label_lower
-
-
-MAX_BIGINT = 2**63 - 1
-
-
-class IdFilter(django_filters.NumberFilter):
-    """A positive integer (an id or an MT5 login): "1.5", "-1" or a 30-digit number is a 400."""
-
-    field_class = StrictIntegerFormField
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("min_value", 1)
-        kwargs.setdefault("max_value", MAX_BIGINT)
-        super().__init__(*args, **kwargs)
 
 
 class BonusApprovalFilter(django_filters.FilterSet):

@@ -2,10 +2,13 @@
 
 import secrets
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from core.money import ZERO, cents_down
 
 
 class Bonus(models.Model):
@@ -84,12 +87,10 @@ class Bonus(models.Model):
     @property
     def progress_pct(self):
         """Type C: how much of the bonus has been converted, in percent (0-100)."""
-        from decimal import ROUND_DOWN, Decimal
-
         if not self.amount:
-            return Decimal("0.00")
+            return ZERO
         pct = self.converted_amount * 100 / self.amount
-        return min(pct, Decimal(100)).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+        return cents_down(min(pct, Decimal(100)))
 
 
 class DepositSeen(models.Model):

@@ -16,8 +16,8 @@ from import_export.formats.base_formats import CSV, XLSX
 from import_export.widgets import Widget
 
 from bonuses.reports import NO_FILTERS, ReportFilters, report_rows
+from core.money import CENT
 
-CENT = Decimal("0.01")
 FORMATS = {"csv": CSV, "xlsx": XLSX}
 
 # OWASP's CSV injection characters; a leading quote makes the cell plain text.

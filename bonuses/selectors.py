@@ -7,9 +7,9 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
-from accounts.errors import NotFoundError
 from accounts.models import AuditEvent, MonitoredAccount
 from bonuses.models import Bonus, CreditIntent
+from core.errors import NotFoundError
 from gateways.mt5 import MT5Account, get_mt5_gateway
 
 BONUS_OBJECT_TYPE = Bonus._meta.label_lower

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import path
 
-from accounts.errors import ApplicationError
+from core.errors import ApplicationError
 from core.net import client_ip
 from gateways.errors import GatewayError
 

@@ -11,9 +11,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.errors import ConflictError
 from accounts.models import User
 from accounts.services import audit_record
+from core.errors import ConflictError
 from gateways.mt5 import get_mt5_gateway
 
 from .models import Campaign, MT5Scan

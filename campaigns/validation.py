@@ -18,7 +18,7 @@ from django.db.models import Value
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.errors import ApplicationError
+from core.errors import ApplicationError
 from core.money import NumberFormatError, parse_decimal, parse_int
 
 from .models import Campaign

@@ -21,7 +21,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from accounts.metrics import SCRAPE_COLLECTORS
+from core.metrics import SCRAPE_COLLECTORS
 
 REQUESTS = Counter(
     "brokerdesk_http_requests_total", "HTTP requests answered", ["method", "route", "status"]

@@ -1,5 +1,5 @@
 """The OpenAPI schema class: every operation also documents the refusals any view of its kind
-gives, in the shapes config/exceptions.py answers them, so that a client (and schemathesis)
+gives, in the shapes core/exceptions.py answers them, so that a client (and schemathesis)
 finds every status code the API can send in the schema.
 
 - 400 when the operation reads input (a body or parameters); DRF's field errors

@@ -104,7 +104,7 @@ MIDDLEWARE = [
     # UTF-8, oversized headers): 400/431 with a code, before anything reads them.
     "core.guards.RequestGuardMiddleware",
     # A database error anywhere below is a 503 `database_unavailable`, never a 500.
-    "config.exceptions.DatabaseUnavailableMiddleware",
+    "core.exceptions.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -224,7 +224,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "config.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
-    "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
+    "EXCEPTION_HANDLER": "core.exceptions.exception_handler",
     # Bounded size and nesting, no NUL in text, JSON numbers keeping their text (core.money).
     "DEFAULT_PARSER_CLASSES": [
         "core.parsers.JSONParser",
@@ -237,6 +237,10 @@ REST_FRAMEWORK = {
     # Login, refresh and sign-up per client address: slows password guessing.
     "DEFAULT_THROTTLE_RATES": {"auth": env.str("AUTH_THROTTLE_RATE", default="30/min")},
 }
+# An outside server's fault answers 503 (transient) or 502, never 500 (core.exceptions); named
+# by path because gateways and core share floor 0 and neither imports the other.
+OUTSIDE_ERROR = "gateways.errors.GatewayError"
+OUTSIDE_TRANSIENT_ERROR = "gateways.errors.TransientGatewayError"
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),

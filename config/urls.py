@@ -18,7 +18,7 @@ api_v1 = [
     path("", include("trading_sessions.api.urls")),
 ]
 
-handler404 = "config.exceptions.page_not_found"
+handler404 = "core.exceptions.page_not_found"
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -18,7 +18,7 @@ Form fields (typed by staff in the admin) trim surrounding spaces first, as Djan
 """
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
@@ -27,10 +27,19 @@ from django.db import models
 from rest_framework import serializers
 
 MONEY_PLACES = 2
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+# PostgreSQL's bigint: the largest id, login or deal ticket a column holds.
+MAX_BIGINT = 2**63 - 1
 # Longer than any column holds (18 digits, a sign and a dot): refused before any conversion.
 MAX_NUMBER_LENGTH = 40
 _INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
 _DECIMAL = re.compile(r"-?[0-9]+(?:\.([0-9]+))?", re.ASCII)
+
+
+def cents_down(value: Decimal) -> Decimal:
+    """`value` to whole cents, rounded toward zero: a client is never credited a part-cent."""
+    return Decimal(value).quantize(CENT, rounding=ROUND_DOWN)
 
 
 class NumberFormatError(ValueError):

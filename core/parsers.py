@@ -5,7 +5,7 @@ endpoint, the anonymous ones too. PostgreSQL text refuses `\\u0000`, and JSON ob
 strings no serializer field checks were let through. Here:
 
 - a body over DATA_UPLOAD_MAX_MEMORY_SIZE bytes: 413 `too_large` (DRF 3.18 reads JSON and
-  form bodies through `request.body`, where Django enforces it; `config.exceptions` answers
+  form bodies through `request.body`, where Django enforces it; `core.exceptions` answers
   that as 413 too, and the parser checks again for a stream handed over unread);
 - nesting deeper than API_MAX_JSON_DEPTH, measured by a scan of the brackets outside
   strings BEFORE parsing: 400 `too_deep`;

@@ -3,26 +3,15 @@ success rate above the list. Never the payload, the waiting link or the token ha
 
 from django.contrib import admin
 from django.db.models import Count
-from django.http import HttpRequest
 
+from core.admin import ReadOnlyAdminMixin
 from delivery.models import Delivery, DeliveryAttempt
 from delivery.selectors import delivery_stats
 
 _SECRET_FIELDS = ("payload", "pending_link", "token_hash")
 
 
-class _ReadOnly:
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
-class DeliveryAttemptInline(_ReadOnly, admin.TabularInline):
+class DeliveryAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = DeliveryAttempt
     fields = readonly_fields = ("at", "action", "outcome", "ip", "user_agent", "is_preview_bot")
     ordering = ("at", "id")
@@ -33,7 +22,7 @@ class DeliveryAttemptInline(_ReadOnly, admin.TabularInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(_ReadOnly, admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every delivery and what happened to its link; the counts and success rate on top."""
 
     change_list_template = "admin/delivery/delivery/change_list.html"
@@ -109,7 +98,7 @@ class DeliveryAdmin(_ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(_ReadOnly, admin.ModelAdmin):
+class DeliveryAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The log of every request to a one-time link, preview bots labelled."""
 
     list_display = ("at", "delivery", "action", "outcome", "ip", "is_preview_bot", "user_agent")

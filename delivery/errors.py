@@ -1,6 +1,6 @@
 """Refusals of the one-time links, as the API and the /d/ pages answer them."""
 
-from accounts.errors import ApplicationError, GoneError, NotFoundError
+from core.errors import ApplicationError, GoneError, NotFoundError
 
 
 class LinkNotFoundError(NotFoundError):

@@ -1,6 +1,6 @@
 import django_filters
 
-from accounts.api.filters import UTCDateTimeFilter
+from core.filters import UTCDateTimeFilter
 from delivery.models import Delivery
 
 

@@ -10,7 +10,7 @@ import logging
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from accounts.metrics import register_scrape_collector
+from core.metrics import register_scrape_collector
 
 logger = logging.getLogger("delivery")
 

@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods
 
-from accounts.errors import ApplicationError, RateLimitedError
+from core.errors import ApplicationError, RateLimitedError
 from core.net import client_ip
 from delivery.ratelimit import rate_limit_hit
 from delivery.services import delivery_reveal, delivery_view

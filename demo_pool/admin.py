@@ -13,7 +13,8 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from accounts.errors import ApplicationError
+from core.admin import ReadOnlyAdminMixin
+from core.errors import ApplicationError
 from demo_pool import services
 from demo_pool.models import (
     ActivationRequest,
@@ -24,17 +25,6 @@ from demo_pool.models import (
     ProvisioningRequest,
 )
 from demo_pool.selectors import availability_by_day, pool_status
-
-
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(PoolConfig)
@@ -71,7 +61,7 @@ class HealthLogInline(admin.TabularInline):
 
 
 @admin.register(DemoAccount)
-class DemoAccountAdmin(_ReadOnly):
+class DemoAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "login", "status", "server", "balance", "leverage", "created_at", "assigned_at",
         "expires_at", "last_health_at", "health_failures", "needs_attention",
@@ -152,7 +142,7 @@ class DemoAccountAdmin(_ReadOnly):
 
 
 @admin.register(PressPass)
-class PressPassAdmin(_ReadOnly):
+class PressPassAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "user_id", "real_name", "account", "status", "delivery_method", "was_queued",
         "activated_at", "expires_at",
@@ -216,7 +206,7 @@ class PressPassAdmin(_ReadOnly):
 
 
 @admin.register(ProvisioningRequest)
-class ProvisioningRequestAdmin(_ReadOnly):
+class ProvisioningRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id", "status", "source", "attempts", "error_code", "latency_ms", "created_at",
         "finished_at", "next_attempt_at",
@@ -229,7 +219,7 @@ class ProvisioningRequestAdmin(_ReadOnly):
 
 
 @admin.register(ActivationRequest)
-class ActivationRequestAdmin(_ReadOnly):
+class ActivationRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "public_id",
         "user_id",
@@ -245,7 +235,7 @@ class ActivationRequestAdmin(_ReadOnly):
 
 
 @admin.register(HealthLog)
-class HealthLogAdmin(_ReadOnly):
+class HealthLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "account",
         "checked_at",

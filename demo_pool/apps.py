@@ -8,7 +8,7 @@ class DemoPoolConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_save
 
-        from accounts.metrics import register_scrape_collector
+        from core.metrics import register_scrape_collector
         from demo_pool.metrics import DemoPoolCollector
         from demo_pool.models import PoolConfig
         from demo_pool.services.common import pool_config_forget

@@ -1,6 +1,6 @@
 """Refusals of the demo pool, as the API answers them."""
 
-from accounts.errors import ApplicationError, ConflictError, NotFoundError
+from core.errors import ApplicationError, ConflictError, NotFoundError
 
 
 class PressPassActiveError(ConflictError):

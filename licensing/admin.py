@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from accounts.errors import ApplicationError
+from core.errors import ApplicationError
 from core.money import StrictIntegerFormField
 from delivery.errors import InvalidDeliveryError
 from delivery.models import Delivery

@@ -1,6 +1,6 @@
 """Licensing's refusals, each with its HTTP status and machine code."""
 
-from accounts.errors import ApplicationError, ConflictError
+from core.errors import ApplicationError, ConflictError
 
 
 class MalformedLicenseKeyError(ApplicationError):

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from accounts.errors import RateLimitedError
+from core.errors import RateLimitedError
 from delivery.ratelimit import parse_rate
 
 from .redis_client import redis_for

@@ -301,7 +301,7 @@ def test_a_database_error_raised_in_a_middleware_is_a_503_not_the_debug_page(
 def test_a_schema_mistake_on_sqlite_stays_a_500_it_is_a_bug_not_an_outage():
     from django.db import OperationalError
 
-    from config.exceptions import is_database_unavailable
+    from core.exceptions import is_database_unavailable
 
     assert not is_database_unavailable(OperationalError("no such table: accounts_user"))
     assert is_database_unavailable(OperationalError("database is locked"))

@@ -6,7 +6,7 @@ from django.urls import path
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
-from accounts.errors import ConflictError
+from core.errors import ConflictError
 from gateways.errors import PermanentGatewayError, TransientGatewayError
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from accounts.errors import ApplicationError
+from core.admin import ReadOnlyAdminMixin
+from core.errors import ApplicationError
 
 from . import services
 from .models import (
@@ -28,25 +29,12 @@ from .selectors import win_rate
 from .services.signals import signal_skip_counts
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Staff look; the rows are written by the services only."""
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
 def _fields(model, *, leave_out=()) -> list[str]:
     return [f.name for f in model._meta.fields if f.name not in leave_out]
 
 
 @admin.register(TradingSession)
-class TradingSessionAdmin(ReadOnlyAdmin):
+class TradingSessionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id", "session_name", "owner", "account", "is_active", "net_profit", "total_trades",
         "win_rate_pct", "current_gale_count", "stop_reason", "started_at",
@@ -78,7 +66,7 @@ class TradingSessionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Trade)
-class TradeAdmin(ReadOnlyAdmin):
+class TradeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id", "owner", "session", "source", "asset", "direction", "amount", "gale_step",
         "result", "profit", "created_at", "closed_at",
@@ -96,7 +84,7 @@ class TradeAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Signal)
-class SignalAdmin(ReadOnlyAdmin):
+class SignalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id", "channel", "asset", "direction", "duration", "source", "status",
         "sessions_targeted", "trades_created", "sessions_skipped", "fanout_ms", "received_at",
@@ -135,7 +123,7 @@ class SignalChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChannelSubscription)
-class ChannelSubscriptionAdmin(ReadOnlyAdmin):
+class ChannelSubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "user", "channel", "created_at")
     list_filter = ("channel",)
     search_fields = ("user__email", "channel__code")
@@ -144,7 +132,7 @@ class ChannelSubscriptionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(BrokerAccount)
-class BrokerAccountAdmin(ReadOnlyAdmin):
+class BrokerAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id", "account_name", "user", "email", "account_type", "connection_status",
         "last_balance", "last_checked_at", "created_at",
@@ -173,6 +161,6 @@ class BrokerAccountAdmin(ReadOnlyAdmin):
 
 
 @admin.register(TelegramCursor)
-class TelegramCursorAdmin(ReadOnlyAdmin):
+class TelegramCursorAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("id", "next_offset", "last_polled_at", "updates_read", "unparsed")
     readonly_fields = _fields(TelegramCursor)

@@ -12,10 +12,9 @@ Rules (shared/API.md "trading sessions"):
 """
 
 from dataclasses import asdict, dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
-CENT = Decimal("0.01")
-ZERO = Decimal("0.00")
+from core.money import ZERO, cents_down
 
 
 @dataclass(frozen=True)
@@ -57,13 +56,9 @@ class GaleSettings:
         )
 
 
-def cents(amount: Decimal) -> Decimal:
-    return amount.quantize(CENT, rounding=ROUND_DOWN)
-
-
 def step_stake(settings: GaleSettings, step: int) -> Decimal:
     """The uncut stake of ladder step `step`: trade_amount * multiplier ** step, in cents."""
-    return cents(settings.trade_amount * settings.gale_multiplier**step)
+    return cents_down(settings.trade_amount * settings.gale_multiplier**step)
 
 
 def ladder_exposure(settings: GaleSettings) -> Decimal:
@@ -87,7 +82,7 @@ def next_stake(settings: GaleSettings, *, gale_count: int, net_profit: Decimal) 
     stake = step_stake(settings, gale_count)
     if settings.max_trade_amount is not None:
         stake = min(stake, settings.max_trade_amount)
-    return cents(min(stake, loss_budget(settings, net_profit)))
+    return cents_down(min(stake, loss_budget(settings, net_profit)))
 
 
 def next_gale_count(settings: GaleSettings, *, gale_count: int, result: str) -> int:

@@ -1,6 +1,6 @@
 """Trading sessions' refusals, each with its HTTP status and machine code."""
 
-from accounts.errors import ApplicationError, ConflictError
+from core.errors import ApplicationError, ConflictError
 
 
 class GaleExposureError(ApplicationError):

@@ -4,7 +4,7 @@ import logging
 
 from prometheus_client.core import GaugeMetricFamily
 
-from accounts.metrics import register_scrape_collector
+from core.metrics import register_scrape_collector
 
 logger = logging.getLogger(__name__)
 

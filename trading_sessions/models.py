@@ -13,10 +13,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from core.money import CENT, ZERO
 from delivery.fields import EncryptedTextField
 
-ZERO = Decimal("0.00")
-CENT = Decimal("0.01")
 _POSITIVE = [MinValueValidator(CENT)]
 
 

@@ -7,12 +7,13 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from core.money import ZERO
+
 from .engine import GaleSettings, next_stake
 from .models import Signal, Trade, TradingSession
 
 PERIODS = ("today", "last_7_days", "last_30_days", "all")
 CUSTOM = "custom"  # a `since`/`until` range instead of a named period
-ZERO = Decimal("0.00")
 
 
 def win_rate(wins: int, total: int) -> float:

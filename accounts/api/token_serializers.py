@@ -13,8 +13,8 @@ from rest_framework_simplejwt.serializers import (
 )
 
 from accounts.backends import locked_for
-from accounts.errors import RateLimitedError
 from accounts.services import token_pair_issue, token_refresh
+from core.errors import RateLimitedError
 
 
 class TokenPairSerializer(serializers.Serializer):

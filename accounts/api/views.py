@@ -14,7 +14,6 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from accounts.errors import ApplicationError, NotFoundError
 from accounts.models import ApiKey, MonitoredAccount
 from accounts.permissions import area_permission
 from accounts.selectors import monitor_status, monitored_accounts
@@ -30,9 +29,11 @@ from accounts.services import (
     user_register,
     user_update,
 )
+from core.errors import ApplicationError, NotFoundError
+from core.money import MAX_BIGINT
 from core.net import client_ip
 
-from .filters import MAX_BIGINT, MonitoredAccountFilter
+from .filters import MonitoredAccountFilter
 from .serializers import (
     LogoutInputSerializer,
     MeSerializer,

@@ -9,9 +9,9 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.errors import ApplicationError, ConflictError, ForbiddenError
 from accounts.models import ApiKey, User
 from accounts.roles import API_KEY_SCOPES, Role
+from core.errors import ApplicationError, ConflictError, ForbiddenError
 
 from .audit import audit_record
 from .roles import user_roles

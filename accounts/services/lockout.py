@@ -16,8 +16,8 @@ from django.db import transaction
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
-from accounts.errors import NotFoundError
 from accounts.models import LoginLockout, User, normalize_email
+from core.errors import NotFoundError
 
 from .audit import audit_record
 

@@ -7,10 +7,10 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from accounts.errors import ApplicationError, RateLimitedError
 from accounts.models import TokenFamily, User, normalize_email
 from accounts.roles import STAFF_ROLES, Role
 from accounts.signals import user_deactivated
+from core.errors import ApplicationError, RateLimitedError
 
 from .api_keys import api_key_revoke_all
 from .audit import audit_record

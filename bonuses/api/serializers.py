@@ -8,10 +8,9 @@ from bonuses.reports import REPORTS
 from bonuses.resources import FORMATS
 from bonuses.selectors import BONUS_OBJECT_TYPE, CAMPAIGN_OBJECT_TYPE, bonus_events
 from campaigns.models import Campaign
-from core.money import MoneyField, StrictIntegerField, parse_int
+from core.money import MAX_BIGINT, MoneyField, StrictIntegerField, parse_int
 
 # Bounds of the columns these values land in: anything outside is bad input (400), not a 500.
-MAX_BIGINT = 2**63 - 1
 MAX_POSITIVE_INT = 2**31 - 1
 MONEY = {"max_digits": 14, "decimal_places": 2}
 

@@ -7,7 +7,6 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.errors import ApplicationError, NotFoundError
 from accounts.models import ApiKey
 from accounts.permissions import area_permission
 from bonuses import services
@@ -22,6 +21,7 @@ from bonuses.selectors import (
     bonus_list,
     mt5_metadata,
 )
+from core.errors import ApplicationError, NotFoundError
 
 from .serializers import (
     AccountLookupSerializer,

@@ -5,10 +5,10 @@ conditional UPDATE so that two decisions at once decide once. Both are audited."
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.errors import ApplicationError, ConflictError, ForbiddenError
 from accounts.roles import Role
 from accounts.services import audit_record, user_roles
 from bonuses.models import BonusApproval
+from core.errors import ApplicationError, ConflictError, ForbiddenError
 
 from .common import atomic_for, logger
 from .common import read_account as _read_account

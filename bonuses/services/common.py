@@ -1,34 +1,26 @@
-"""What the engine's modules share: money rounding, server reads, locks and audit helpers."""
+"""What the engine's modules share: server reads, locks and audit helpers."""
 
 import logging
 from contextlib import contextmanager
 from datetime import datetime
-from decimal import ROUND_DOWN, Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.locks import AdvisoryLock, advisory_xact_lock, advisory_xact_lock_many
 from accounts.services import audit_record
 from bonuses.models import Bonus
 from campaigns.models import Campaign
+from core.locks import AdvisoryLock, advisory_xact_lock, advisory_xact_lock_many
 from gateways.errors import GatewayError
 from gateways.mt5 import MT5Account, get_mt5_gateway
 
 logger = logging.getLogger("bonuses")
 
-CENT = Decimal("0.01")
-ZERO = Decimal("0.00")
 # A batch (of grants, of their outcomes) locks at most this many accounts a transaction: each
 # advisory lock, and each audit chain's, takes a slot of PostgreSQL's shared lock table.
 ACCOUNTS_PER_TRANSACTION = 200
 # Bonuses that hold (or are about to hold) credit on the server.
 LIVE_STATUSES = (Bonus.Status.PENDING, Bonus.Status.ACTIVE)
-
-
-def cents_down(value: Decimal) -> Decimal:
-    """Money the client is given, to cents, never rounded in the client's favour."""
-    return Decimal(value).quantize(CENT, rounding=ROUND_DOWN)
 
 
 def lock_account(login: int) -> None:

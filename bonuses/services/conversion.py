@@ -17,8 +17,9 @@ from decimal import ROUND_UP, Decimal
 from django.utils import timezone
 
 from bonuses.models import Bonus, Conversion, CreditIntent
+from core.money import CENT, ZERO, cents_down
 
-from .common import CENT, ZERO, atomic_for, audit_bonus, bonus_state, cents_down
+from .common import atomic_for, audit_bonus, bonus_state
 from .ledger import intent_add, new_operation, operation_execute
 
 Kind = CreditIntent.Kind

@@ -15,9 +15,9 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
-from accounts.errors import ApplicationError, ConflictError
 from bonuses.models import Bonus, BonusApproval, DepositSeen
 from bonuses.selectors import operation_comments
+from core.errors import ApplicationError, ConflictError
 from gateways.mt5 import DealAction, MT5Deal, get_mt5_gateway
 
 

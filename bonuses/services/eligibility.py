@@ -19,9 +19,9 @@ from fnmatch import fnmatchcase
 
 from django.utils import timezone
 
-from accounts.errors import ConflictError
 from bonuses.models import Bonus
 from campaigns.models import Campaign
+from core.errors import ConflictError
 from gateways.mt5 import MT5Account
 
 from .common import LIVE_STATUSES, campaign_window_problem, read_account

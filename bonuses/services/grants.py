@@ -20,19 +20,17 @@ from decimal import ROUND_UP, Decimal, InvalidOperation
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.errors import ApplicationError, ConflictError, NotFoundError
 from accounts.services import audit_record_many
 from bonuses.models import Bonus, BonusApproval, CreditIntent, DepositSeen
 from campaigns.models import Campaign, StackingSkip
+from core.errors import ApplicationError, ConflictError, NotFoundError
+from core.money import CENT, ZERO, cents_down
 from gateways.mt5 import MT5Account, get_mt5_gateway
 
 from .common import (
     ACCOUNTS_PER_TRANSACTION,
-    CENT,
-    ZERO,
     atomic_for,
     bonus_event,
-    cents_down,
     live_campaigns,
     lock_account,
     lock_accounts,

@@ -34,12 +34,12 @@ from django.utils import timezone
 
 from accounts.services import audit_record_many, in_threads, threads_for
 from bonuses.models import Bonus, CreditIntent, LeverageState
+from core.money import ZERO
 from gateways.errors import GatewayError, PermanentGatewayError
 from gateways.mt5 import get_mt5_gateway
 
 from .common import (
     ACCOUNTS_PER_TRANSACTION,
-    ZERO,
     atomic_for,
     audit_bonus,
     bonus_event,

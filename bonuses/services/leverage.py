@@ -20,9 +20,9 @@ from decimal import ROUND_FLOOR, Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.errors import ApplicationError, ConflictError
 from accounts.services import audit_record, audit_record_many
 from bonuses.models import Bonus, CreditIntent, LeverageState
+from core.errors import ApplicationError, ConflictError
 from gateways.errors import GatewayError
 from gateways.mt5 import MT5Account, get_mt5_gateway
 

@@ -18,19 +18,11 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.errors import ApplicationError, ConflictError
 from bonuses.models import Bonus, CreditIntent, WithdrawalSeen
+from core.errors import ApplicationError, ConflictError
+from core.money import ZERO, cents_down
 
-from .common import (
-    ZERO,
-    atomic_for,
-    audit_bonus,
-    bonus_state,
-    cents_down,
-    logger,
-    read_account,
-    try_read_account,
-)
+from .common import atomic_for, audit_bonus, bonus_state, logger, read_account, try_read_account
 from .drawdown import drawdown_stake
 from .ledger import intent_add, new_operation, operation_execute
 from .leverage import leverage_sync

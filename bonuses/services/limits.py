@@ -21,8 +21,7 @@ from django.utils import timezone
 
 from accounts.services import audit_record, user_roles
 from bonuses.models import Bonus, BonusApproval
-
-from .common import ZERO
+from core.money import ZERO
 
 
 @dataclass(frozen=True)

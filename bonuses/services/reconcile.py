@@ -13,9 +13,8 @@ from decimal import Decimal
 from django.db.models import Sum
 
 from bonuses.models import CreditIntent
+from core.money import ZERO
 from gateways.mt5 import get_mt5_gateway
-
-from .common import ZERO
 
 Kind = CreditIntent.Kind
 CHUNK = 200

@@ -8,8 +8,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.errors import NotFoundError
 from accounts.permissions import area_permission
+from core.errors import NotFoundError
 from core.net import client_ip
 from delivery.filters import DeliveryFilter
 from delivery.ratelimit import rate_limit_hit

@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count
 
-from accounts.locks import AdvisoryLock
+from core.locks import AdvisoryLock
 from demo_pool.models import DemoAccount, PoolConfig
 
 logger = logging.getLogger("demo_pool")

@@ -24,8 +24,8 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from accounts.locks import AdvisoryLock, advisory_xact_lock
 from accounts.services import audit_record
+from core.locks import AdvisoryLock, advisory_xact_lock
 from demo_pool.models import ActivationRequest, DemoAccount, PoolConfig, ProvisioningRequest
 from gateways.demo import get_demo_gateway
 from gateways.errors import PermanentGatewayError, TransientGatewayError

@@ -16,8 +16,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.errors import ForbiddenError, RateLimitedError
 from accounts.permissions import has_area
+from core.errors import ForbiddenError, RateLimitedError
 from core.net import client_ip
 
 from .. import signing

@@ -12,8 +12,8 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.errors import ConflictError
 from accounts.services import audit_record
+from core.errors import ConflictError
 from delivery.services import DeliveryResult, delivery_contact_check, delivery_create
 
 from ..keys import key_digest, key_generate

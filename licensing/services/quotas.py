@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.locks import AdvisoryLock, advisory_xact_lock
+from core.locks import AdvisoryLock, advisory_xact_lock
 
 from ..errors import QuotaExceededError
 from ..models import FREE_QUOTAS, Quota, QuotaHold, Subscription

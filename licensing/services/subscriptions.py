@@ -12,9 +12,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.errors import ConflictError, NotFoundError
-from accounts.locks import AdvisoryLock, advisory_xact_lock
 from accounts.services import audit_record
+from core.errors import ConflictError, NotFoundError
+from core.locks import AdvisoryLock, advisory_xact_lock
 
 from ..models import Plan, Subscription
 from ..signals import plan_ended

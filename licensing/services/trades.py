@@ -4,11 +4,10 @@ from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
 
-from accounts.errors import ApplicationError
+from core.errors import ApplicationError
+from core.money import CENT
 
 from ..models import License, ReportedTrade
-
-CENT = Decimal("0.01")
 
 
 def trade_report(*, license: License, **fields) -> ReportedTrade:

@@ -34,6 +34,8 @@ from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from core.money import MAX_BIGINT
+
 from ..models import ApiUsageLog, License
 from ..redis_client import activity_redis
 
@@ -164,7 +166,6 @@ _ROW_ERRORS = (DataError, IntegrityError, ValueError, TypeError, OverflowError)
 _UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _TEXT_LIMITS = {"endpoint": 255, "method": 10, "user_agent": 255}
 _MAX_SMALLINT = 32767
-_MAX_BIGINT = 2**63 - 1
 
 
 @dataclass
@@ -183,7 +184,7 @@ def usage_clean_text(value: object, *, max_length: int) -> str:
 
 
 def _optional_id(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_BIGINT:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_BIGINT:
         return value
     return None
 

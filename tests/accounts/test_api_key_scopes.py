@@ -12,11 +12,11 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 
-from accounts.errors import ApplicationError, ForbiddenError
 from accounts.models import ApiKey, AuditEvent
 from accounts.roles import Role
 from accounts.services import api_key_create, api_key_set_scopes
 from bonuses.models import Bonus
+from core.errors import ApplicationError, ForbiddenError
 from delivery.models import Delivery
 from tests.demo_pool.conftest import _demo_settings, fill, pool_config  # noqa: F401
 

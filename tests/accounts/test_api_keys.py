@@ -74,7 +74,7 @@ def test_a_key_of_a_deactivated_user_gets_401(api, make_user):
 
 
 def test_revoking_twice_is_a_conflict(make_user):
-    from accounts.errors import ConflictError
+    from core.errors import ConflictError
 
     api_key, _ = api_key_create(user=make_user(), name="CRM")
     api_key_revoke(api_key=api_key)

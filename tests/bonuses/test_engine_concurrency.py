@@ -5,7 +5,6 @@ from decimal import Decimal
 
 import pytest
 
-from accounts.errors import ConflictError
 from bonuses.models import Bonus, Conversion, CreditIntent
 from bonuses.services import (
     bonus_cancel,
@@ -13,6 +12,7 @@ from bonuses.services import (
     trade_deal_convert,
     trigger_deposit,
 )
+from core.errors import ConflictError
 from gateways.mt5 import get_mt5_gateway
 from tests.concurrency import run_at_once as at_once
 

@@ -6,7 +6,6 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from accounts.errors import ApplicationError
 from accounts.models import AuditEvent
 from accounts.roles import Role
 from bonuses.models import Bonus, CreditIntent, DepositSeen
@@ -18,6 +17,7 @@ from bonuses.services import (
     trigger_promo_code,
     trigger_registration,
 )
+from core.errors import ApplicationError
 from gateways.mt5 import get_mt5_gateway
 
 

@@ -4,7 +4,6 @@ from decimal import Decimal
 
 import pytest
 
-from accounts.errors import ApplicationError, ConflictError
 from accounts.models import AuditEvent
 from bonuses.models import Bonus, LeverageState
 from bonuses.services import (
@@ -13,6 +12,7 @@ from bonuses.services import (
     trigger_deposit,
     withdrawal_apply,
 )
+from core.errors import ApplicationError, ConflictError
 from gateways.mt5 import get_mt5_gateway
 
 

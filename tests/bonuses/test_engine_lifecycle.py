@@ -7,7 +7,6 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from accounts.errors import ConflictError
 from accounts.models import AuditEvent
 from bonuses.models import Bonus, Conversion, CreditIntent
 from bonuses.services import (
@@ -19,6 +18,7 @@ from bonuses.services import (
     trigger_deposit,
     withdrawal_apply,
 )
+from core.errors import ConflictError
 from gateways.mt5 import get_mt5_gateway
 
 

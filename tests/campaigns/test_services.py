@@ -9,7 +9,6 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from accounts.errors import ConflictError
 from accounts.models import AuditEvent
 from campaigns.models import Campaign, MT5Scan
 from campaigns.selectors import (
@@ -29,6 +28,7 @@ from campaigns.services import (
 )
 from campaigns.tasks import end_expired
 from campaigns.validation import CampaignInvalid
+from core.errors import ConflictError
 from gateways.errors import TransientGatewayError
 from gateways.models import SimulatorKnobs
 from gateways.mt5.simulated import SimulatedMT5Gateway, seed_demo_accounts

@@ -2,7 +2,7 @@ from unittest import mock
 
 import pytest
 
-from accounts.errors import ConflictError
+from core.errors import ConflictError
 from delivery.models import Delivery
 from demo_pool.errors import PressPassNotFoundError
 from demo_pool.models import ActivationRequest, DemoAccount, PressPass

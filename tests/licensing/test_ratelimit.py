@@ -1,6 +1,6 @@
 import threading
 
-from accounts.errors import RateLimitedError
+from core.errors import RateLimitedError
 from licensing import ratelimit
 from licensing.ratelimit import rate_limit_check
 

@@ -15,10 +15,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.errors import ApplicationError
 from accounts.models import AuditEvent, User
 from accounts.roles import Role
 from accounts.services import user_deactivate
+from core.errors import ApplicationError
 from gateways.models import SimulatedBrokerTrade
 from licensing.models import Subscription
 from licensing.services import subscription_cancel, subscription_create

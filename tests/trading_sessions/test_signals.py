@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.errors import ApplicationError
+from core.errors import ApplicationError
 from gateways.models import SimulatedBrokerTrade
 from licensing.models import Plan
 from licensing.services import subscription_create

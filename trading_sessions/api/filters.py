@@ -2,22 +2,9 @@
 
 import django_filters
 
-from accounts.api.filters import UTCDateTimeFilter
-from core.money import StrictIntegerFormField
+from core.filters import IdFilter, UTCDateTimeFilter
 
 from ..models import Trade
-from .serializers import MAX_BIGINT
-
-
-class IdFilter(django_filters.NumberFilter):
-    """A positive id: "1.5", "-1" or a 30-digit number is a 400, not a 500."""
-
-    field_class = StrictIntegerFormField
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("min_value", 1)
-        kwargs.setdefault("max_value", MAX_BIGINT)
-        super().__init__(*args, **kwargs)
 
 
 class TradeFilter(django_filters.FilterSet):

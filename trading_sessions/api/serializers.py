@@ -8,16 +8,14 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
-from accounts.errors import ApplicationError
-from core.money import MoneyField, StrictDecimalField, StrictIntegerField
+from core.errors import ApplicationError
+from core.money import CENT, MAX_BIGINT, MoneyField, StrictDecimalField, StrictIntegerField
 
 from ..models import BrokerAccount, Signal, Trade, TradingSession
 from ..selectors import CUSTOM, PERIODS
 from ..services.signals import MAX_DURATION, MIN_DURATION
 
 # Bounds of the columns these values land in: anything outside is bad input (400), not a 500.
-MAX_BIGINT = 2**63 - 1
-CENT = Decimal("0.01")
 DIRECTIONS = [("call", "Call"), ("put", "Put")]
 
 

@@ -14,8 +14,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.errors import NotFoundError
 from accounts.permissions import area_permission
+from core.errors import NotFoundError
+from core.money import MAX_BIGINT
 
 from .. import services
 from ..errors import UnknownChannelError
@@ -46,7 +47,7 @@ class OwnRowsMixin:
 
     def get_object(self):
         detail, code = self.not_found
-        if int(self.kwargs[self.lookup_field]) > s.MAX_BIGINT:
+        if int(self.kwargs[self.lookup_field]) > MAX_BIGINT:
             raise NotFoundError(detail, code=code)
         try:
             return super().get_object()

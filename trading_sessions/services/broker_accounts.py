@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.errors import ApplicationError
+from core.errors import ApplicationError
 from gateways.broker import BrokerCredentials, get_broker_gateway
 from gateways.errors import GatewayError, PermanentGatewayError
 from licensing.models import Quota

@@ -1,13 +1,12 @@
 """Sessions: create, edit, start (quota and worst-case checks), stop; and the end of a
 user's trading when their account is deactivated or their plan ends."""
 
-from decimal import Decimal
-
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.errors import NotFoundError
-from accounts.locks import AdvisoryLock, advisory_xact_lock
+from core.errors import NotFoundError
+from core.locks import AdvisoryLock, advisory_xact_lock
+from core.money import ZERO
 from licensing.models import Quota
 from licensing.services import quota_check_and_reserve, quota_release
 
@@ -17,7 +16,6 @@ from ..models import BrokerAccount, Trade, TradingSession
 from .broker_accounts import broker_account_balance
 from .common import logger
 
-ZERO = Decimal("0.00")
 SETTING_FIELDS = (
     "session_name",
     "account",

@@ -23,8 +23,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
-from accounts.errors import ApplicationError
-from accounts.locks import AdvisoryLock, advisory_xact_lock_many
+from core.errors import ApplicationError
+from core.locks import AdvisoryLock, advisory_xact_lock_many
 from licensing.models import Quota
 from licensing.services.quotas import plans_many
 

@@ -4,7 +4,7 @@ from django.db.models import F
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from accounts.errors import ApplicationError
+from core.errors import ApplicationError
 from gateways.errors import GatewayError
 from gateways.telegram import get_telegram_gateway
 

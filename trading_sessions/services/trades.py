@@ -19,7 +19,8 @@ from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
-from accounts.errors import ApplicationError, NotFoundError
+from core.errors import ApplicationError, NotFoundError
+from core.money import ZERO
 from gateways.broker import get_broker_gateway
 from gateways.errors import GatewayError, PermanentGatewayError
 from licensing.models import Quota
@@ -33,7 +34,6 @@ from .common import enqueue, logger, quota_require
 from .sessions import _mark_stopped
 from .signals import MAX_DURATION, MIN_DURATION, asset_normalize
 
-ZERO = Decimal("0.00")
 # How `user_trading_stop` fails the pending trades of a closed account.
 CLOSED_UNSENT = f"{TradingSession.StopReason.ACCOUNT_CLOSED}: not sent to the broker"
 # Why the broker refused an open, and what it means for the session.

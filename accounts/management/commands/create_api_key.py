@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.errors import ApplicationError
 from accounts.models import User, normalize_email
 from accounts.roles import API_KEY_SCOPES
 from accounts.services import api_key_create
+from core.errors import ApplicationError
 
 
 class Command(BaseCommand):

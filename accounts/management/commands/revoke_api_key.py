@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.errors import ApplicationError
 from accounts.models import ApiKey
 from accounts.services import api_key_revoke
+from core.errors import ApplicationError
 
 
 class Command(BaseCommand):

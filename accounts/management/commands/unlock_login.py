@@ -2,9 +2,9 @@ import ipaddress
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.errors import ApplicationError
 from accounts.login_throttle import admin_login_limit_clear
 from accounts.services import audit_record, login_lockout_unlock
+from core.errors import ApplicationError
 
 
 class Command(BaseCommand):

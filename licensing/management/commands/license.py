@@ -5,7 +5,7 @@ delivery link instead of printing it."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.errors import ApplicationError
+from core.errors import ApplicationError
 from delivery.models import Delivery
 from licensing.models import License
 from licensing.services import (

@@ -1,5 +1,5 @@
 """The domain's errors. Every app raises a subclass of `ApplicationError`; one DRF exception
-handler (config/exceptions.py) turns it into `{"detail", "code"}` with its 4xx status."""
+handler (core/exceptions.py) turns it into `{"detail", "code"}` with its 4xx status."""
 
 
 class ApplicationError(Exception):

@@ -8,20 +8,22 @@ with `Retry-After` on every path, API or not, DEBUG on or off: never the debug p
 
 import logging
 import sys
+from functools import lru_cache
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from django.utils.module_loading import import_string
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from accounts.errors import ApplicationError, RateLimitedError
+from core.errors import ApplicationError, RateLimitedError
 from core.parsers import TooLarge
-from gateways.errors import GatewayError, TransientGatewayError
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,20 @@ logger = logging.getLogger(__name__)
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 _SQLITE_SCHEMA_ERRORS = ("no such table", "no such column", "syntax error")
 DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+@lru_cache(maxsize=8)
+def _error_class(path: str) -> type[BaseException]:
+    return import_string(path)
+
+
+def outside_errors() -> tuple[type[BaseException], type[BaseException]]:
+    """The outside servers' error base and its worth-retrying subclass.
+
+    They live in `gateways`, beside core on floor 0, so core names them by dotted path in
+    settings (`OUTSIDE_ERROR`, `OUTSIDE_TRANSIENT_ERROR`) instead of importing them.
+    """
+    return _error_class(settings.OUTSIDE_ERROR), _error_class(settings.OUTSIDE_TRANSIENT_ERROR)
 
 
 def is_database_unavailable(exc: BaseException | None) -> bool:
@@ -90,7 +106,7 @@ def _mark_database_error(sender, request=None, **kwargs):
         request._database_error = exc
 
 
-got_request_exception.connect(_mark_database_error, dispatch_uid="config.database_unavailable")
+got_request_exception.connect(_mark_database_error, dispatch_uid="core.database_unavailable")
 
 
 def exception_handler(exc, context):
@@ -112,8 +128,9 @@ def exception_handler(exc, context):
         if isinstance(exc, RateLimitedError):
             response["Retry-After"] = str(exc.retry_after)
         return response
-    if isinstance(exc, GatewayError):
-        transient = isinstance(exc, TransientGatewayError)
+    outside_error, transient_error = outside_errors()
+    if isinstance(exc, outside_error):
+        transient = isinstance(exc, transient_error)
         logger.warning("gateway error reached a view", extra={"error": str(exc)})
         response = Response(
             {
