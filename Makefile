@@ -7,7 +7,7 @@ PORT ?= 8000
 export PORT
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test test-browser lint format bench install install-dev doctor mt5-check clean soak
+.PHONY: run test test-browser lint format typecheck bench install install-dev doctor mt5-check clean soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -97,6 +97,10 @@ lint: install-dev
 format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## typecheck: mypy with the django-stubs and djangorestframework-stubs plugins (pyproject.toml)
+typecheck: install-dev
+	$(BIN)/mypy
 
 ## bench: benchmarks, medians against a baseline measured in the same run
 BENCH_MONITOR_ACCOUNTS ?= 1000 10000 100000

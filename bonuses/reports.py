@@ -23,6 +23,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce
 
 from bonuses.models import Bonus
@@ -56,7 +57,7 @@ class ReportFilters:
 NO_FILTERS = ReportFilters()
 
 
-def _removed(prefix: str = "") -> F:
+def _removed(prefix: str = "") -> CombinedExpression:
     """Credit a bonus held and no longer holds without converting it: removed by the system."""
     return F(f"{prefix}amount") - F(f"{prefix}converted_amount") - F(f"{prefix}credit_remaining")
 

@@ -118,4 +118,4 @@ def _monitoring(login: int) -> dict[str, Any]:
         .values("status", "consecutive_errors", "last_error", "last_polled_at")
         .first()
     )
-    return row if row is not None else dict(UNMONITORED, last_error="")
+    return dict(row) if row is not None else dict(UNMONITORED, last_error="")

@@ -1,5 +1,7 @@
 """Staff screens for campaigns: every change goes through campaigns.services (and is audited)."""
 
+from typing import cast
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -7,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import path
 
+from accounts.models import User
 from core.errors import ApplicationError
 from core.net import client_ip
 from gateways.errors import GatewayError
@@ -24,6 +27,11 @@ from .services import (
 from .validation import EDITABLE_FIELDS
 
 Status = Campaign.Status
+
+
+def _staff(request: HttpRequest) -> User:
+    # The admin serves only logged-in staff: never the anonymous user here.
+    return cast(User, request.user)
 
 
 @admin.register(Campaign)
@@ -104,9 +112,9 @@ class CampaignAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Campaign, form, change: bool) -> None:
         fields = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS if name in form.fields}
         if change:
-            campaign_update(campaign=obj, actor=request.user, ip=client_ip(request), **fields)
+            campaign_update(campaign=obj, actor=_staff(request), ip=client_ip(request), **fields)
             return
-        created = campaign_create(actor=request.user, ip=client_ip(request), **fields)
+        created = campaign_create(actor=_staff(request), ip=client_ip(request), **fields)
         obj.pk = created.pk
         obj.refresh_from_db()
 
@@ -134,7 +142,7 @@ class CampaignAdmin(admin.ModelAdmin):
     @admin.action(description="Duplicate selected campaigns (as drafts)", permissions=["add"])
     def duplicate(self, request: HttpRequest, queryset: QuerySet) -> None:
         copies = [
-            campaign_duplicate(campaign=campaign, actor=request.user, ip=client_ip(request))
+            campaign_duplicate(campaign=campaign, actor=_staff(request), ip=client_ip(request))
             for campaign in queryset.order_by("pk")
         ]
         names = ", ".join(copy.name for copy in copies)
@@ -149,7 +157,7 @@ class CampaignAdmin(admin.ModelAdmin):
                 campaign_set_status(
                     campaign=campaign,
                     status=status,
-                    actor=request.user,
+                    actor=_staff(request),
                     reason=f"admin action: {verb}",
                     ip=client_ip(request),
                 )
@@ -189,7 +197,7 @@ class CampaignAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request):
             raise PermissionDenied
         try:
-            scan = mt5_scan(actor=request.user, ip=client_ip(request))
+            scan = mt5_scan(actor=_staff(request), ip=client_ip(request))
         except GatewayError as exc:
             self.message_user(
                 request,

@@ -25,7 +25,8 @@ class StringListField(forms.CharField):
             return ", ".join(value)
         return value
 
-    def to_python(self, value: Any) -> list[str]:
+    # A text field that cleans to a list of codes, not to a string.
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
         if isinstance(value, list | tuple):
             return [str(item).strip() for item in value if str(item).strip()]
         items = [item.strip() for item in _SEPARATORS.split(value or "")]
@@ -95,6 +96,7 @@ class CampaignAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # ModelForm.clean returns cleaned_data
         values = {name: getattr(self.instance, name) for name in EDITABLE_FIELDS}
         values.update({name: cleaned[name] for name in EDITABLE_FIELDS if name in cleaned})
         _, problems = campaign_check(values, pk=self.instance.pk)

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Value
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -117,15 +118,18 @@ def is_promo_code_clash(exc: Exception) -> bool:
     return PROMO_CODE_CONSTRAINT in str(exc)
 
 
+def _default(name: str) -> Any:
+    field = Campaign._meta.get_field(name)
+    assert isinstance(field, models.Field)  # an editable field is a column, not a relation
+    return field.get_default()
+
+
 def campaign_check(
     values: Mapping[str, Any], *, pk: int | None = None
 ) -> tuple[dict[str, Any], list[Problem]]:
     """Normalize a campaign's full editable state and list every rule it breaks."""
     # What is not given takes the model's default, as a new row would.
-    values = {
-        name: values[name] if name in values else Campaign._meta.get_field(name).get_default()
-        for name in EDITABLE_FIELDS
-    }
+    values = {name: values[name] if name in values else _default(name) for name in EDITABLE_FIELDS}
     problems: list[Problem] = []
 
     values["promo_code"] = _promo_code(values["promo_code"])
@@ -185,8 +189,9 @@ def _strict_numbers(values: dict[str, Any]) -> tuple[dict[str, Any], list[Proble
             if name in COUNT_FIELDS:
                 values[name] = parse_int(values[name])
             else:
-                places = Campaign._meta.get_field(name).decimal_places
-                values[name] = parse_decimal(values[name], max_decimal_places=places)
+                field = Campaign._meta.get_field(name)
+                assert isinstance(field, models.DecimalField)  # DECIMAL_FIELDS are
+                values[name] = parse_decimal(values[name], max_decimal_places=field.decimal_places)
         except NumberFormatError as exc:
             problems.append(Problem(name, "invalid_number", str(exc)))
     return values, problems

@@ -9,6 +9,7 @@ import ipaddress
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 import environ
 from celery.schedules import crontab, schedule
@@ -376,7 +377,7 @@ X_FRAME_OPTIONS = "DENY"
 
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {"visibility_timeout": 3600}
 else:
     # Kombu's filesystem transport: a broker that is only a folder, shared by web, worker
     # and beat on one machine. Good for `make run`; production uses Redis.

@@ -29,10 +29,11 @@ class FileCache(FileBasedCache):
     """Django's file cache with `add`, `incr` and `decr` atomic across processes."""
 
     lock_name = ".lock"
+    _dir: str  # FileBasedCache's own, set in its __init__ (absent from the stubs)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self._createdir()
+        self._createdir()  # type: ignore[attr-defined]  # FileBasedCache's, absent from the stubs
         with open(os.path.join(self._dir, self.lock_name), "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:

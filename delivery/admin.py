@@ -69,7 +69,7 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="attempts", ordering="attempt_count")
     def attempt_count(self, delivery: Delivery) -> int:
-        return delivery.attempt_count
+        return delivery.attempt_count  # type: ignore[attr-defined]  # annotated in get_queryset
 
     def changelist_view(self, request, extra_context=None):
         stats = delivery_stats()

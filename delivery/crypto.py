@@ -100,7 +100,7 @@ class Keyring:
 
 def parse_keys(text: str) -> Keyring:
     """Read "kid:base64key" entries (commas or lines; `#` comments), newest first."""
-    entries = []
+    entries: list[tuple[str, bytes]] = []
     lines = (line for line in text.splitlines() if not line.strip().startswith("#"))
     for raw in ",".join(lines).split(","):
         entry = raw.strip()

@@ -19,6 +19,8 @@ Other apps use it for passwords and other secrets::
 - `manage.py rotate_keys` finds every such field and re-encrypts it under the newest key.
 """
 
+from typing import cast
+
 from django.core import checks
 from django.db import models
 from django.db.models.query_utils import DeferredAttribute
@@ -41,6 +43,7 @@ class Decrypted(str):
     """
 
     __slots__ = ("stored",)
+    stored: "Ciphertext"
 
     def __new__(cls, plaintext: str, stored: "Ciphertext"):
         value = super().__new__(cls, plaintext)
@@ -103,7 +106,8 @@ class EncryptedTextField(models.TextField):
 
     def bind_field(self) -> models.Field:
         meta = self.model._meta
-        return meta.pk if self.bind_to == "pk" else meta.get_field(self.bind_to)
+        # bind_to names a column of the row (a relation has no value to bind to).
+        return cast(models.Field, meta.pk if self.bind_to == "pk" else meta.get_field(self.bind_to))
 
     # --- To and from the database -----------------------------------------------------------
 
@@ -136,7 +140,8 @@ class EncryptedTextField(models.TextField):
             return Ciphertext(value)
         return value
 
-    def value_to_string(self, obj) -> str | None:
+    # A null stays null in dumpdata's output (Django's own fields do the same).
+    def value_to_string(self, obj) -> str | None:  # type: ignore[override]
         """dumpdata writes the envelope, never the plaintext."""
         value = obj.__dict__.get(self.attname)
         if value is None or isinstance(value, Ciphertext):

@@ -7,6 +7,7 @@ stored by any cache, not indexed, and the token-bearing path is kept out of the 
 
 import json
 import logging
+from typing import Any
 
 from django.db import InterfaceError, OperationalError
 from django.middleware.csrf import CsrfViewMiddleware
@@ -53,7 +54,7 @@ def _private(response, *, referrer_policy: str = "no-referrer"):
 
 
 def _unavailable(request, status: int, detail: str, *, retry_after: int | None = None):
-    context = {"heading": HEADINGS.get(status, "Unavailable"), "detail": detail}
+    context: dict[str, Any] = {"heading": HEADINGS.get(status, "Unavailable"), "detail": detail}
     context["retry_after"] = retry_after
     response = render(request, "delivery/unavailable.html", context, status=status)
     if retry_after:

@@ -2,6 +2,7 @@
 
 import math
 from datetime import timedelta
+from typing import cast
 
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
@@ -34,12 +35,16 @@ def pool_status() -> dict:
     config = PoolConfig.load()
     counts = status_counts()
     since = timezone.now() - WINDOW
-    latencies = list(
-        ProvisioningRequest.objects.filter(
-            status=ProvisioningRequest.Status.DONE, finished_at__gte=since
-        )
-        .order_by("-finished_at")
-        .values_list("latency_ms", flat=True)[:LATENCY_SAMPLE]
+    # A request is done with its latency recorded.
+    latencies = cast(
+        "list[int]",
+        list(
+            ProvisioningRequest.objects.filter(
+                status=ProvisioningRequest.Status.DONE, finished_at__gte=since
+            )
+            .order_by("-finished_at")
+            .values_list("latency_ms", flat=True)[:LATENCY_SAMPLE]
+        ),
     )
     passes = PressPass.objects.filter(activated_at__gte=since).aggregate(
         total=Count("id"), instant=Count("id", filter=Q(was_queued=False))

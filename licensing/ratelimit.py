@@ -170,6 +170,7 @@ class Limiter:
             decision = self.memory.hit(key, limit, period, cost)
             if not decision.allowed:
                 break
+        assert decision is not None  # every call counts on one bucket at least
         return decision, None
 
     def hit(self, key: str, limit: int, period: float, cost: int = 1) -> Decision:
@@ -211,7 +212,8 @@ def rate_limit_error(decision: Decision) -> RateLimitedError:
         "Too many requests; try again later.",
         retry_after=max(1, math.ceil(decision.retry_after)),
     )
-    error.rate_limit = decision
+    # Read by the 429 handler; declaring it belongs with RateLimitedError (accounts/errors.py).
+    error.rate_limit = decision  # type: ignore[attr-defined]
     return error
 
 
@@ -225,7 +227,9 @@ def rate_limit_hit_all(
     """Count one request on each (scope, ident, rate), in order, in one Redis round trip that
     may do more (`script`: LIMITS_LUA and its own lines, see `Limiter.hit_all`). Refuses
     nothing itself: the caller raises `rate_limit_error(decision)` when not allowed."""
-    buckets = [(f"{scope}:{ident}", *_parsed(rate)) for scope, ident, rate in checks]
+    buckets: list[tuple[str, int, float]] = [
+        (f"{scope}:{ident}", *_parsed(rate)) for scope, ident, rate in checks
+    ]
     return get_limiter().hit_all(
         buckets, script=script, extra_keys=extra_keys, extra_args=extra_args
     )

@@ -1,6 +1,8 @@
 """Reads for the admin API, the admin screens and /metrics."""
 
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import TruncDate
@@ -55,7 +57,7 @@ def license_detail(*, license: License) -> dict:
     }
 
 
-def calls_per_day(*, days: int = 30) -> list[dict]:
+def calls_per_day(*, days: int = 30) -> list[Mapping[str, Any]]:
     """[{day, calls}] for the last `days` UTC days, oldest first."""
     since = timezone.now() - timedelta(days=days)
     return list(

@@ -176,6 +176,6 @@ def trading_gauges() -> dict:
             created_at__gte=now - timedelta(minutes=1)
         ).count(),
         "trades_unsettled": Trade.objects.filter(result__in=Trade.UNSETTLED).count(),
-        "last_fanout_ms": (last_signal or {}).get("fanout_ms") or 0,
-        "last_fanout_trades": (last_signal or {}).get("trades_created") or 0,
+        "last_fanout_ms": (last_signal["fanout_ms"] or 0) if last_signal else 0,
+        "last_fanout_trades": (last_signal["trades_created"] or 0) if last_signal else 0,
     }

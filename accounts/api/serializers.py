@@ -137,7 +137,8 @@ class SweepResultSerializer(serializers.Serializer):
     withdrawals = serializers.IntegerField()
     drawdowns = serializers.IntegerField()
     trades = serializers.IntegerField(help_text="Closed trade deals (Type C conversion).")
-    errors = serializers.IntegerField(help_text="Accounts the server did not answer for.")
+    # The metaclass moves declared fields into `_declared_fields`: `Serializer.errors` stays.
+    errors = serializers.IntegerField(help_text="Accounts the server did not answer for.")  # type: ignore[assignment]
     paused = serializers.IntegerField(help_text="Accounts paused by this sweep's errors.")
     batches = serializers.IntegerField()
     outages = serializers.IntegerField(help_text="Batches skipped: the gateway was unavailable.")

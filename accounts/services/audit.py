@@ -400,6 +400,8 @@ def _canonical_ip(ip: str | None) -> str | None:
 def _check_lengths(fields: dict[str, Any]) -> None:
     # PostgreSQL would refuse an over-long value and SQLite would keep it: refuse it on both.
     for name in ("action", "object_type", "object_id", "actor_label"):
-        limit = AuditEvent._meta.get_field(name).max_length
+        field = AuditEvent._meta.get_field(name)
+        assert isinstance(field, models.CharField) and field.max_length is not None
+        limit = field.max_length
         if len(fields[name]) > limit:
             raise ValueError(f"Audit {name} is longer than {limit} characters.")

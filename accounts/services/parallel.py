@@ -36,9 +36,10 @@ def in_threads(items: Iterable[Item], work: Callable[[Item], Result], threads: i
         try:
             while True:
                 with lock:
-                    index, item = next(pending, (None, None))
-                if index is None:
+                    entry = next(pending, None)
+                if entry is None:
                     return
+                index, item = entry
                 results[index] = work(item)
         finally:
             connections.close_all()  # this thread's connections: the thread ends here

@@ -76,12 +76,14 @@ def token_pair_issue(*, user: User) -> TokenPair:
     """Tokens for a login or a sign-up: the first of a new family."""
     pair = _issue(user=user, family=None)
     if api_settings.UPDATE_LAST_LOGIN:
-        update_last_login(None, user)
+        # Called as simplejwt calls it: the receiver ignores its sender.
+        update_last_login(None, user)  # type: ignore[arg-type]
     return pair
 
 
 def _decode(raw: str) -> _PresentedRefreshToken:
-    token = _PresentedRefreshToken(raw)  # raises TokenError: bad signature, expired, not refresh
+    # simplejwt annotates the encoded token as a `Token`; it takes the string.
+    token = _PresentedRefreshToken(raw)  # type: ignore[arg-type]  # raises TokenError: bad signature, expired, not refresh
     if not token.get(api_settings.USER_ID_CLAIM):
         raise TokenError("Token contained no recognizable user identification")
     return token
@@ -133,8 +135,8 @@ def token_refresh(*, raw: str) -> TokenPair:
     a used one presented after the grace period revokes its whole family first.
     """
     token = _decode(raw)
-    user = User.objects.filter(**{api_settings.USER_ID_FIELD: token[api_settings.USER_ID_CLAIM]})
-    user = user.first()
+    users = User.objects.filter(**{api_settings.USER_ID_FIELD: token[api_settings.USER_ID_CLAIM]})
+    user = users.first()
     if user is None or not api_settings.USER_AUTHENTICATION_RULE(user):
         raise TokenRefused("No active account found for the given token.")
     jti = token[api_settings.JTI_CLAIM]

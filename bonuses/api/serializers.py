@@ -1,4 +1,5 @@
 from decimal import Decimal
+from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -12,7 +13,7 @@ from core.money import MAX_BIGINT, MoneyField, StrictIntegerField, parse_int
 
 # Bounds of the columns these values land in: anything outside is bad input (400), not a 500.
 MAX_POSITIVE_INT = 2**31 - 1
-MONEY = {"max_digits": 14, "decimal_places": 2}
+MONEY: dict[str, Any] = {"max_digits": 14, "decimal_places": 2}
 
 
 def login_field(**kwargs) -> serializers.IntegerField:
@@ -118,7 +119,8 @@ class BonusDetailSerializer(BonusSerializer):
 
     @extend_schema_field(BonusEventSerializer(many=True))
     def get_events(self, bonus: Bonus) -> list:
-        return BonusEventSerializer(bonus_events(bonus=bonus), many=True).data
+        # many=True makes a ListSerializer, whose data is a list (the stubs say a dict).
+        return BonusEventSerializer(bonus_events(bonus=bonus), many=True).data  # type: ignore[return-value]
 
 
 class BonusListOutputSerializer(serializers.Serializer):

@@ -54,6 +54,7 @@ def bonus_approval_approve(*, approval: BonusApproval, actor, reason: str = "") 
     if problem is not None:
         logger.info("approval %s approved but not granted: %s", approval.pk, problem.code)
         raise problem
+    assert operation is not None  # no problem: the grant ran and made its operation
     operation_execute(operation)
     approval.refresh_from_db()
     return approval

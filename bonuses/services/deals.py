@@ -99,7 +99,7 @@ def deal_check_unused(
         )
     waiting = BonusApproval.objects.filter(
         campaign_id=campaign_id, login=login, deal_id=deal_id, status=BonusApproval.Status.PENDING
-    ).exclude(pk=approval_id)
+    ).exclude(pk=approval_id)  # type: ignore[misc]  # pk=None: excludes nothing
     pending = waiting.values_list("pk", flat=True).first()
     if pending is not None:
         raise ConflictError(

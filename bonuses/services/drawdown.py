@@ -19,8 +19,10 @@ own credit deal. The balance at the grant is the balance now less every non-cred
 (MT5's balance is the sum of its balance-moving deals), so nothing extra is stored.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import cast
 
 from bonuses.models import Bonus, CreditIntent
 from bonuses.selectors import operation_comments
@@ -81,7 +83,7 @@ def drawdown_stake(*, login: int, account: MT5Account, bonuses: list[Bonus]) -> 
         status=CreditIntent.Status.DONE,
         deal_id__isnull=False,
     ).values_list("deal_id", flat=True)
-    first_deal = min(grant_deals, default=None)
+    first_deal = min(cast("Iterable[int]", grant_deals), default=None)  # deal_id__isnull=False
     if first_deal is not None:
         deals = gateway.get_deals(cursors={login: first_deal})
     else:

@@ -12,6 +12,7 @@ bonuses read once and the bonuses planned in the batch counted; then all the cre
 sent together. Every trigger writes its bonuses through the same `_record_pending`.
 """
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -150,7 +151,7 @@ def bonus_assign(
 
 def approved_grant(
     *, approval: BonusApproval, account: MT5Account | None, actor
-) -> tuple[Bonus, object]:
+) -> tuple[Bonus, uuid.UUID]:
     """The grant of an approved request, re-checked now (in the caller's transaction, under
     the account's lock): the bonus and the operation to execute after the commit. The
     amount is what the approver saw, or less if the campaign now gives less."""
@@ -298,6 +299,7 @@ def trigger_promo_code(
     account = _read_account(login)
     if account is not None and (deal_id is not None or deposit_amount is not None):
         if deal_id is None:
+            assert deposit_amount is not None  # one of the two, by the condition above
             deal = deposit_deal_match(login=login, amount=deposit_amount)
         else:
             deal = deposit_deal_verify(login=login, deal_id=deal_id, amount=deposit_amount)
@@ -408,7 +410,7 @@ def _deposits_grant(
     for (index, _), bonus in zip(granted, sent, strict=True):
         results[index].append(bonus)
     if seen_before:
-        earlier: dict[tuple[int, int], list[Bonus]] = {}
+        earlier: dict[tuple[int, int | None], list[Bonus]] = {}
         rows = Bonus.objects.filter(
             login__in={deposits[i].login for i in seen_before},
             deposit_deal_id__in={deposits[i].deal_id for i in seen_before},
@@ -505,7 +507,7 @@ class _Pending:
     """A pending bonus to be written, the operation of its credit and its audit event."""
 
     bonus: Bonus
-    operation: object
+    operation: uuid.UUID
     audit: dict
 
 
@@ -693,7 +695,7 @@ def _record_pending(pendings: list[_Pending]) -> None:
     audit_record_many([bonus_event(bonus=pending.bonus, **pending.audit) for pending in pendings])
 
 
-def _execute_grants(granted: list[tuple[Bonus, object]]) -> list[Bonus]:
+def _execute_grants(granted: list[tuple[Bonus, uuid.UUID]]) -> list[Bonus]:
     """Send the grants' credits (all at once), then the bonuses as they are now."""
     operations_execute_many([operation for _, operation in granted])
     fresh = Bonus.objects.in_bulk([bonus.pk for bonus, _ in granted])

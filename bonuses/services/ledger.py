@@ -381,6 +381,7 @@ def _settle_part(outcomes: list[tuple[CreditIntent, str, int | None, str]]) -> s
         applied: dict[int, list[int]] = {}
         for intent in settled:
             if intent.kind == Kind.SET_LEVERAGE and intent.status == Status.DONE:
+                assert intent.leverage is not None  # a leverage write carries its leverage
                 applied.setdefault(intent.leverage, []).append(intent.login)
         for leverage, logins in applied.items():
             LeverageState.objects.filter(login__in=logins).update(applied_leverage=leverage)
@@ -402,6 +403,7 @@ def _settle_part(outcomes: list[tuple[CreditIntent, str, int | None, str]]) -> s
             before = bonus_state(bonus)
             bonus.updated_at = now
             if intent.status == Status.DONE:
+                assert intent.amount is not None  # a bonus's batched write is its credit-in
                 bonus.status, bonus.credit_remaining = Bonus.Status.ACTIVE, intent.amount
                 reason = "credit posted"
                 events.append(
@@ -425,6 +427,7 @@ def _send(gateway, intent: CreditIntent) -> int | None:
     if intent.kind == Kind.CREDIT_IN:
         return gateway.post_credit(intent.login, intent.amount, comment=comment)
     if intent.kind == Kind.CREDIT_OUT:
+        assert intent.amount is not None  # a credit write carries its amount
         return gateway.post_credit(intent.login, -intent.amount, comment=comment)
     if intent.kind == Kind.BALANCE_IN:
         return gateway.post_balance(intent.login, intent.amount, comment=comment)
@@ -473,6 +476,7 @@ def _shrink_credit_out(intent: CreditIntent, exc: PermanentGatewayError) -> Cred
     except GatewayError as read_exc:
         return _settle(intent, Status.UNKNOWN, error=f"{_describe(exc)}; {_describe(read_exc)}")
     available = account.credit if account is not None else ZERO
+    assert intent.amount is not None  # a credit-out carries its amount
     if available <= 0 or available >= intent.amount:
         return _settle(intent, Status.FAILED, error=f"{_describe(exc)}; server credit {available}")
     note = f"server held {available} of {intent.amount}: removing {available}"
@@ -510,6 +514,7 @@ def _apply_outcome(intent: CreditIntent, error: str) -> None:
     before = bonus_state(bonus)
     if intent.status == Status.DONE:
         bonus.status = Bonus.Status.ACTIVE
+        assert intent.amount is not None  # a credit-in carries its amount
         bonus.credit_remaining = intent.amount
         bonus.save(update_fields=["status", "credit_remaining", "updated_at"])
         audit_bonus(verb="activated", bonus=bonus, before=before, reason="credit posted")

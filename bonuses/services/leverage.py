@@ -203,6 +203,7 @@ def _stacks_adjust(logins, accounts, reason, operations, alone) -> None:
             if state is None:
                 restoring = [i for i in open_writes.get(login, []) if i.reason == "restore"]
                 original = restoring[-1].leverage if restoring else account.leverage
+                assert original is not None  # a leverage write carries its leverage
                 state = LeverageState(
                     login=login, original_leverage=original, applied_leverage=account.leverage
                 )
@@ -373,7 +374,9 @@ def _original_leverage(login: int, account: MT5Account) -> int:
         .order_by("-pk")
         .first()
     )
-    return restoring.leverage if restoring is not None else account.leverage
+    original = restoring.leverage if restoring is not None else account.leverage
+    assert original is not None  # a leverage write carries its leverage
+    return original
 
 
 def _open_leverage_writes(login: int) -> list[CreditIntent]:

@@ -250,6 +250,8 @@ def _expire_account(login: int, pks: list[int], now: datetime) -> int:
             if bonus.expires_at is not None and bonus.expires_at <= now
         ]
         for bonus in bonuses:
+            expires_at = bonus.expires_at
+            assert expires_at is not None  # kept above only with one
             _end(
                 bonus,
                 status=Bonus.Status.EXPIRED,
@@ -259,7 +261,7 @@ def _expire_account(login: int, pks: list[int], now: datetime) -> int:
                 operation=operation,
                 actor=None,
                 account=account,
-                audit_reason=f"expired at {bonus.expires_at.isoformat()}",
+                audit_reason=f"expired at {expires_at.isoformat()}",
             )
     _settle(login, operation, bonuses, actor=None, reason="bonus expired")
     return len(bonuses)

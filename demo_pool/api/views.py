@@ -96,6 +96,7 @@ def _activation_answer(result: ActivationResult) -> tuple[int, dict]:
         out = {"request_id": result.request.public_id, "status_url": url}
         return status.HTTP_202_ACCEPTED, QueuedSerializer(out).data
     press_pass = result.press_pass
+    assert press_pass is not None and result.delivery is not None  # not queued: both
     out = {
         "account": _account(press_pass.account, press_pass),
         "delivery": _handed(result.delivery),

@@ -17,6 +17,7 @@ import string
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -161,7 +162,7 @@ def _claim_and_open(
         return None
     row = {
         **fields,
-        "id": account.press_pass_id,
+        "id": account.press_pass_id,  # type: ignore[attr-defined]  # a column of the raw query
         "account_id": account.pk,
         "status": PressPass.Status.ACTIVE,
         "delivery_id": None,
@@ -170,7 +171,7 @@ def _claim_and_open(
     columns = [field.attname for field in PressPass._meta.concrete_fields]
     press_pass = PressPass.from_db(connection.alias, columns, [row[name] for name in columns])
     press_pass.account = account
-    return _Claim(account, press_pass, account.available_left)
+    return _Claim(account, press_pass, account.available_left)  # type: ignore[attr-defined]  # raw
 
 
 def _claim_and_open_portably(fields: dict, *, unless_queued: bool, up_to: int) -> _Claim | None:
@@ -320,6 +321,7 @@ def _rotate_and_deliver(
     try:
         password = new_password()
         try:
+            assert account.login is not None  # a pass is on a provisioned account
             get_demo_gateway().change_password(account.login, password)
         except GatewayError as exc:
             logger.warning("demo account %s: password change failed: %s", account.login, exc)
@@ -353,6 +355,7 @@ def _rotate_and_deliver(
             )
             press_pass.delivery = result.delivery
             press_pass.delivery_method, press_pass.contact_info = method, contact
+            after: dict[str, Any]
             if resend:
                 action, after = "demo_pool.credentials_resent", {"method": method}
             else:

@@ -25,6 +25,7 @@ def account_health_check(*, account: DemoAccount) -> HealthLog:
     """Ask the server about one account and log the answer (or the error)."""
     now = timezone.now()
     try:
+        assert account.login is not None  # only a provisioned account is checked
         answer = get_demo_gateway().check_account(account.login)
     except GatewayError as exc:
         log = HealthLog.objects.create(

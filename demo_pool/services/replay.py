@@ -61,6 +61,8 @@ def _seal_aad(key_hash: str) -> str:
 
 @sensitive_variables()
 def _replayed(replay: ActivationReplay, *, key: str) -> ActivationAnswer:
+    # Only an answered replay is replayed: it has both.
+    assert replay.answer is not None and replay.status_code is not None
     body = open_with_token(replay.answer, token=key, aad=_seal_aad(replay.key_hash))
     return ActivationAnswer(replay.status_code, json.loads(body), replayed=True)
 

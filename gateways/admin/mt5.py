@@ -70,7 +70,7 @@ class SimulatedMT5AccountAdmin(admin.ModelAdmin):
     @admin.display(description="equity", ordering="equity_value")
     def equity(self, obj: SimulatedMT5Account) -> Decimal:
         # SQLite computes the sum without the column's scale: show cents like the others.
-        return Decimal(obj.equity_value).quantize(CENT)
+        return Decimal(obj.equity_value).quantize(CENT)  # type: ignore[attr-defined]  # annotated
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # A new account comes from the gateway (create_account) or the demo seed.

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
+from typing import cast
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
@@ -15,7 +16,14 @@ from gateways.errors import PermanentGatewayError
 from gateways.models import SimulatedBrokerAccount, SimulatedBrokerTrade
 from gateways.simulation import apply_knobs
 
-from .types import BrokerConnection, BrokerCredentials, BrokerTrade, BrokerTradeResult, Direction
+from .types import (
+    BrokerConnection,
+    BrokerCredentials,
+    BrokerTrade,
+    BrokerTradeResult,
+    Direction,
+    TradeStatus,
+)
 
 GATEWAY = "broker"
 CENT = Decimal("0.01")
@@ -152,7 +160,7 @@ class SimulatedBrokerGateway:
         _settle(trade)
         return BrokerTradeResult(
             trade_id=str(trade.pk),
-            status=trade.outcome,
+            status=cast(TradeStatus, trade.outcome),  # the column's choices
             profit=trade_profit(trade.outcome, trade.amount, trade.payout),
             closed_at=trade.expires_at,
         )
@@ -249,7 +257,7 @@ def _trade(trade: SimulatedBrokerTrade) -> BrokerTrade:
     return BrokerTrade(
         trade_id=str(trade.pk),
         asset=trade.asset,
-        direction=trade.direction,
+        direction=cast(Direction, trade.direction),  # the column's choices
         amount=trade.amount,
         opened_at=trade.opened_at,
         expires_at=trade.expires_at,

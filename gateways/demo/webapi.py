@@ -113,7 +113,7 @@ class WebApiDemoGateway:
         group: str | None = None,
         client: WebApiClient | None = None,
     ) -> None:
-        self._options = {"url": url, "login": login, "password": password}
+        self._options: dict[str, Any] = {"url": url, "login": login, "password": password}
         self._group = group
         self._client = client
         self._lock = threading.Lock()
@@ -191,7 +191,7 @@ class WebApiDemoGateway:
             self._check_currency(group, currency)
             user, deposit = self._earlier_account(idempotency_id, tag, group)
             fresh = user is None
-            if fresh:
+            if user is None:
                 user = self._add_user(
                     idempotency_id, tag, name=name, leverage=leverage, group=group
                 )
@@ -265,9 +265,9 @@ class WebApiDemoGateway:
             pass
         creation = WebApiDemoCreation.objects.get(idempotency_id=idempotency_id)
         if creation.login:
-            for user in self._users([creation.login]):
-                if user.get("Comment") == tag:
-                    return user, creation.deposit
+            for earlier in self._users([creation.login]):
+                if earlier.get("Comment") == tag:
+                    return earlier, creation.deposit
         user = self._find_by_marker(tag, group)
         if user is not None:
             self._remember(idempotency_id, login=parse_int(user.get("Login")))
@@ -309,8 +309,8 @@ class WebApiDemoGateway:
                 # now; the caller's retry looks again (the creation row says so).
                 raise
         else:
-            user = answer.get("answer") if isinstance(answer.get("answer"), dict) else {}
-            user = dict(user)
+            made = answer.get("answer")
+            user = dict(made) if isinstance(made, dict) else {}
             user.setdefault("Login", answer.get("login"))
             if not parse_int(user.get("Login")):
                 raise UnknownOutcomeError("user/add answered no login", gateway=GATEWAY)
@@ -363,7 +363,8 @@ class WebApiDemoGateway:
                         code="bad_request",
                     ) from None
                 raise
-            body = answer.get("answer") if isinstance(answer.get("answer"), dict) else {}
+            group_answer = answer.get("answer")
+            body = group_answer if isinstance(group_answer, dict) else {}
             self._currencies[group] = str(body.get("Currency") or currency)
         if self._currencies[group] != currency:
             raise PermanentGatewayError(

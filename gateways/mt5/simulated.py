@@ -9,6 +9,7 @@ and the clients; they skip the knobs because no product code path goes through t
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import cast
 
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, transaction
@@ -40,7 +41,7 @@ LIVE, DEMO = SimulatedMT5Account.Server.LIVE, SimulatedMT5Account.Server.DEMO
 # Logins the server picks start here, clear of the demo range 10001-10010.
 FIRST_CREATED_LOGIN = 20001
 # Each simulated server hands out its own range, so a login is unique across both.
-FIRST_LOGIN = {LIVE: FIRST_CREATED_LOGIN, DEMO: 50_000_001}
+FIRST_LOGIN: dict[str, int] = {LIVE: FIRST_CREATED_LOGIN, DEMO: 50_000_001}
 MIN_PASSWORD_LENGTH = 8
 # Keeps each OR-of-cursors query far below SQLite's expression depth limit.
 CURSOR_QUERY_CHUNK = 200
@@ -107,7 +108,7 @@ def _account(row: SimulatedMT5Account) -> MT5Account:
         lead_source=row.lead_source,
         balance=row.balance,
         credit=row.credit,
-        equity=row.balance + row.credit + row.floating,
+        equity=row.balance + row.credit + row.floating,  # type: ignore[attr-defined]  # annotated
         leverage=row.leverage,
         currency=row.currency,
         enabled=row.enabled,
@@ -120,8 +121,8 @@ def _deal(row: SimulatedMT5Deal) -> MT5Deal:
         ticket=row.ticket,
         login=row.account_id,
         time=row.time,
-        action=row.action,
-        entry=row.entry,
+        action=cast(DealAction, row.action),  # the columns' choices
+        entry=cast(DealEntry, row.entry),
         symbol=row.symbol,
         volume=row.volume,
         price=row.price,
@@ -136,7 +137,7 @@ def _position(row: SimulatedMT5Position) -> MT5Position:
         ticket=row.ticket,
         login=row.account_id,
         symbol=row.symbol,
-        side=row.side,
+        side=cast(PositionSide, row.side),  # the column's choices
         volume=row.volume,
         open_price=row.open_price,
         profit=row.profit,

@@ -8,6 +8,7 @@ event's `after.by_license` ({account_id, key_last4}); the actor is then the syst
 """
 
 from datetime import timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -28,7 +29,7 @@ def license_cache_invalidate(*, digest: str) -> None:
 
 
 def _snapshot(license: License, by_license: dict | None = None) -> dict:
-    state = {
+    state: dict[str, Any] = {
         "license_type": license.license_type,
         "status": license.status,
         "expires_at": license.expires_at,
@@ -64,7 +65,9 @@ def license_create(
     elif duration_days is not None:
         expires_at = now + timedelta(days=duration_days)
     else:
-        expires_at = now + LICENSE_DURATIONS[license_type]
+        duration = LICENSE_DURATIONS[license_type]
+        assert duration is not None  # only an admin license has none
+        expires_at = now + duration
     if License.objects.filter(account_id=account_id).exists():
         raise ConflictError(f"{account_id!r} already has a license.", code="license_exists")
     key = key_generate()

@@ -311,7 +311,7 @@ def _flush_redis(written: _Written) -> None:
     except _REDIS_ERRORS:
         logger.warning("usage flush: Redis failed mid-flush; the batch stays queued", exc_info=True)
     finally:
-        with contextlib.suppress(_REDIS_ERRORS):  # else it runs out on its own
+        with contextlib.suppress(*_REDIS_ERRORS):  # else it runs out on its own
             client.eval(_RELEASE_IF_OWNER, 1, FLUSH_LOCK, token)
 
 

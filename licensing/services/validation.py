@@ -14,6 +14,7 @@ call in the usage log; only a snapshot not cached adds a query and a write to th
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from django.conf import settings
 from django.utils import timezone
@@ -78,10 +79,12 @@ def license_key_parse(raw: str) -> str:
 
 
 def _snapshot_from_db(digest: str) -> dict:
-    row = (
+    # A plain dict: reshaped below (the hash out, the expiry a timestamp).
+    row = cast(
+        "dict[str, Any] | None",
         License.objects.filter(key_hash=digest)
         .values("id", "account_id", "license_type", "status", "expires_at", "is_admin", "key_hash")
-        .first()
+        .first(),
     )
     if row is not None and not digests_equal(row.pop("key_hash"), digest):
         row = None  # unreachable with a unique index; the compare is constant-time anyway

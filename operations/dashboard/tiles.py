@@ -164,7 +164,7 @@ def tile_last_sweep(reads: Reads) -> Tile:
     status = reads.monitor
     at = status["last_sweep_at"]
     age = (reads.now - at).total_seconds() if at else None
-    if at is None:
+    if age is None:
         value, detail = "never", "No sweep recorded yet: are beat and a worker running?"
     else:
         value = ago(age)

@@ -107,7 +107,7 @@ def check_deposits(scope: Scope) -> Check:
             "pk"
         )
     )
-    by_deal: dict[tuple[int, int], list[Bonus]] = defaultdict(list)
+    by_deal: dict[tuple[int, int | None], list[Bonus]] = defaultdict(list)
     for bonus in bonuses:
         by_deal[(bonus.login, bonus.deposit_deal_id)].append(bonus)
     for (login, ticket), amount in qualifying.items():
@@ -121,10 +121,10 @@ def check_deposits(scope: Scope) -> Check:
             check.problem(
                 f"deposit deal {ticket} on {login}: bonus {found[0].pk} {found[0].status}"
             )
-    for (login, ticket), found in by_deal.items():
-        if (login, ticket) not in qualifying:
+    for (login, deal_id), found in by_deal.items():
+        if (login, deal_id) not in qualifying:
             check.problem(
-                f"bonus {found[0].pk} on {login} for deal {ticket}, which does not qualify"
+                f"bonus {found[0].pk} on {login} for deal {deal_id}, which does not qualify"
             )
     posted = _credit_deals_per_bonus(bonuses, scope.logins)
     for bonus in bonuses:

@@ -77,7 +77,8 @@ def deposit_delays(scope: Scope) -> Delays:
     result = Delays(deposits=len(deals), detected=[], granted=[], credited=[])
     for login, ticket, made in deals:
         bonus = bonuses.get((login, ticket))
-        credit = credited_at.get(grant_op.get(bonus[0])) if bonus else None
+        op_id = grant_op.get(bonus[0]) if bonus else None
+        credit = credited_at.get(op_id) if op_id is not None else None
         result.detected.append(_seconds(made, detected.get(ticket)))
         result.granted.append(_seconds(made, bonus[1] if bonus else None))
         result.credited.append(_seconds(made, credit))

@@ -37,6 +37,12 @@ PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 
 
+class _Process(subprocess.Popen):
+    """A child of the soak, with the name its log and messages go by."""
+
+    name: str
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=5.0)
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     base_url = f"http://127.0.0.1:{options.port}"
     for step in (["bootstrap"], ["collectstatic", "--noinput", "--verbosity", "0"]):
         subprocess.run([PYTHON, "manage.py", *step], cwd=ROOT, env=env, check=True)  # noqa: S603
-    processes: list[subprocess.Popen] = []
+    processes: list[_Process] = []
     stopping = {"signal": None}
 
     def stop_on(signum, _frame):
@@ -213,7 +219,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_listening(port: int, processes: list[subprocess.Popen], seconds: float = 60) -> None:
+def wait_listening(port: int, processes: list[_Process], seconds: float = 60) -> None:
     """Return once 127.0.0.1:`port` accepts; RuntimeError if a process exits or time is up."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -276,9 +282,9 @@ def _commands(port: int, run_dir: Path, *, monitor_queue: str = "") -> dict[str,
     }
 
 
-def _start(name: str, command: list[str], env: dict, run_dir: Path) -> subprocess.Popen:
+def _start(name: str, command: list[str], env: dict, run_dir: Path) -> _Process:
     log = (run_dir / f"{name}.log").open("ab")
-    process = subprocess.Popen(  # noqa: S603 - our own fixed command
+    process = _Process(  # our own fixed command
         command,
         cwd=ROOT,
         env=env,
@@ -290,7 +296,7 @@ def _start(name: str, command: list[str], env: dict, run_dir: Path) -> subproces
     return process
 
 
-def _wait_ready(base_url: str, processes: list[subprocess.Popen], seconds: float = 90) -> None:
+def _wait_ready(base_url: str, processes: list[_Process], seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         for process in processes:
@@ -306,7 +312,7 @@ def _wait_ready(base_url: str, processes: list[subprocess.Popen], seconds: float
     raise RuntimeError(f"web did not answer {base_url}/readyz within {seconds:.0f} s")
 
 
-def _stop(processes: list[subprocess.Popen], grace: float = 20) -> None:
+def _stop(processes: list[_Process], grace: float = 20) -> None:
     """SIGTERM to each process group, then SIGKILL to what is left after `grace` seconds."""
     for process in processes:
         if process.poll() is None:
@@ -322,7 +328,7 @@ def _stop(processes: list[subprocess.Popen], grace: float = 20) -> None:
         _say(f"make soak: {', '.join(process.name for process in processes)} stopped")
 
 
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
+def _signal_group(process: _Process, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
 

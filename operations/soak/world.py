@@ -171,8 +171,11 @@ def workers_wait(api: Api, admin: Person, *, seconds: float = 90) -> None:
             what="read the monitor's status",
         )
         last = data.get("last_sweep_at")
-        if last and timezone.now() - parse_datetime(last) < timedelta(seconds=30):
-            return
+        if last:
+            last_at = parse_datetime(last)
+            assert last_at is not None  # the API answers ISO 8601
+            if timezone.now() - last_at < timedelta(seconds=30):
+                return
         if time.monotonic() > deadline:
             raise SetupError(
                 "no monitor sweep in the last 30 s: are the worker and beat running? "

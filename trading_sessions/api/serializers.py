@@ -228,7 +228,8 @@ class SessionTradeSerializer(serializers.ModelSerializer):
     session_id = serializers.IntegerField(read_only=True, allow_null=True)
     account_id = serializers.IntegerField(read_only=True)
     signal_id = serializers.IntegerField(read_only=True, allow_null=True)
-    source = serializers.CharField(read_only=True, help_text="signal | manual")
+    # The metaclass moves declared fields into `_declared_fields`: `Field.source` stays.
+    source = serializers.CharField(read_only=True, help_text="signal | manual")  # type: ignore[assignment]
     direction = serializers.ChoiceField(choices=DIRECTIONS, read_only=True)
 
     class Meta:
@@ -373,7 +374,8 @@ class SignalReceivedSerializer(serializers.Serializer):
 class SignalSerializer(serializers.ModelSerializer):
     channel = serializers.CharField(source="channel.code", read_only=True)
     direction = serializers.ChoiceField(choices=DIRECTIONS, read_only=True)
-    source = serializers.CharField(read_only=True, help_text="api | telegram")
+    # The metaclass moves declared fields into `_declared_fields`: `Field.source` stays.
+    source = serializers.CharField(read_only=True, help_text="api | telegram")  # type: ignore[assignment]
     status = serializers.CharField(read_only=True, help_text=SIGNAL_STATUS_HELP)
 
     class Meta:

@@ -2,12 +2,13 @@
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import cast
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.errors import ApplicationError
-from gateways.broker import BrokerCredentials, get_broker_gateway
+from gateways.broker import AccountType, BrokerCredentials, get_broker_gateway
 from gateways.errors import GatewayError, PermanentGatewayError
 from licensing.models import Quota
 
@@ -30,7 +31,9 @@ class BalanceAnswer:
 def broker_credentials(account: BrokerAccount) -> BrokerCredentials:
     """What the gateway logs in with (the password decrypted for this call only)."""
     return BrokerCredentials(
-        email=account.email, password=str(account.password), account_type=account.account_type
+        email=account.email,
+        password=str(account.password),
+        account_type=cast(AccountType, account.account_type),  # the field's choices are these
     )
 
 

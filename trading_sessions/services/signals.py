@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -237,7 +238,8 @@ def _fan_out_batch(*, signal: Signal, batch: list[tuple[int, int]], cursor: int)
     now = timezone.now()
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     user_ids = {user_id for _, user_id in batch}
-    trades, skips = [], []
+    trades: list[tuple[_Claimed, Decimal]] = []
+    skips: list[SignalSkip] = []
     with transaction.atomic():
         # The signal row serializes runs of this fan-out (a resumed one and a late original):
         # each handles only the sessions after the cursor the other committed.
@@ -279,7 +281,8 @@ def _fan_out_batch(*, signal: Signal, batch: list[tuple[int, int]], cursor: int)
             Q(result__in=Trade.UNSETTLED)
             | (Q(created_at__gte=day_start) & ~Q(result=Trade.Result.FAILED))
         )
-        today, open_now = Counter(), Counter()
+        today: Counter[int] = Counter()
+        open_now: Counter[int] = Counter()
         for user_id, n_today, n_open in (
             usage.order_by()
             .values("user_id")
@@ -303,6 +306,8 @@ def _fan_out_batch(*, signal: Signal, batch: list[tuple[int, int]], cursor: int)
         )
         limits, lapsed = plans_many(user_ids=user_ids, now=now)
         for session in sessions:
+            reason: str | None
+            stake: Decimal | None
             if session.user_id in lapsed:
                 reason, stake = SignalSkip.Reason.PLAN_ENDED, None
             else:
@@ -312,6 +317,7 @@ def _fan_out_batch(*, signal: Signal, batch: list[tuple[int, int]], cursor: int)
                 continue
             today[session.user_id] += 1
             open_now[session.user_id] += 1
+            assert stake is not None  # no reason to skip: a stake
             trades.append((session, stake))
         trade_ids = _insert_trades(signal=signal, trades=trades, now=now)
         SignalSkip.objects.bulk_create(skips)
@@ -357,7 +363,7 @@ def _insert_trades(*, signal: Signal, trades: list[tuple[_Claimed, Decimal]], no
         )
         return [trade.pk for trade in created]
     meta = Trade._meta
-    column = {f.name: f.column for f in meta.concrete_fields}
+    column = {f.name: f.column for f in meta.concrete_fields if f.column is not None}
     per_row = ["client_order_id", "user", "session", "account", "amount", "gale_step"]
     constant = {
         "signal": signal.pk,
@@ -380,7 +386,7 @@ def _insert_trades(*, signal: Signal, trades: list[tuple[_Claimed, Decimal]], no
         "%s::uuid[], %s::bigint[], %s::bigint[], %s::bigint[], %s::numeric[], %s::int[]) AS r "
         "RETURNING id"
     )
-    arrays = [
+    arrays: list[list[Any]] = [
         [uuid.uuid4() for _ in trades],
         [session.user_id for session, _ in trades],
         [session.pk for session, _ in trades],
@@ -393,7 +399,9 @@ def _insert_trades(*, signal: Signal, trades: list[tuple[_Claimed, Decimal]], no
         return [row[0] for row in db.fetchall()]
 
 
-def _decide(session: _Claimed, limits, today, open_now, exposure) -> tuple[str | None, object]:
+def _decide(
+    session: _Claimed, limits, today, open_now, exposure
+) -> tuple[str | None, Decimal | None]:
     """(skip reason, None) or (None, stake) for one claimed session."""
     if session.trade_in_flight:
         return SignalSkip.Reason.TRADE_IN_FLIGHT, None

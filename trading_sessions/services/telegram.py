@@ -24,9 +24,9 @@ def telegram_poll(*, limit: int = 100) -> dict[str, int]:
     """Read new updates once; each post of a known channel is a signal or is logged and
     skipped. The offset is kept in the database, so a restart neither rereads nor loses."""
     channels = {}
-    for channel in SignalChannel.objects.filter(is_active=True).exclude(telegram_chat=""):
-        chat = channel.telegram_chat.strip()
-        channels[chat.lower() if chat.startswith("@") else chat] = channel
+    for active in SignalChannel.objects.filter(is_active=True).exclude(telegram_chat=""):
+        chat = active.telegram_chat.strip()
+        channels[chat.lower() if chat.startswith("@") else chat] = active
     counts = {"updates": 0, "signals": 0, "unparsed": 0, "other_chats": 0}
     if not channels:
         return counts

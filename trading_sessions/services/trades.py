@@ -133,6 +133,7 @@ def trades_open(*, trade_ids: list[int]) -> dict[str, int]:
         outcome = _open_one(gateway, trade, credentials[trade.account_id])
         counts[outcome] += 1
         if outcome == "opened":
+            assert trade.expires_at is not None  # an opened trade has the broker's expiry
             settle_at[int(trade.expires_at.timestamp()) + 1].append(trade.pk)
     for second, ids in settle_at.items():
         eta = datetime.fromtimestamp(second, tz=UTC)
@@ -253,6 +254,7 @@ def trade_settle(*, trade: Trade, result: str, profit: Decimal) -> str:
 
 
 def _apply_to_session(trade: Trade, *, result: str, profit: Decimal) -> None:
+    assert trade.session_id is not None  # called only for a session's trade
     session = TradingSession.objects.select_for_update().filter(pk=trade.session_id).first()
     if session is None:
         return

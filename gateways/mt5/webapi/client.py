@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlencode, urlsplit
 
 from gateways.errors import (
@@ -495,7 +495,7 @@ class WebApiClient:
                 gateway=GATEWAY,
             ) from None
         if self.tls and self.cert_sha256:
-            der = conn.sock.getpeercert(binary_form=True) or b""
+            der = cast(ssl.SSLSocket, conn.sock).getpeercert(binary_form=True) or b""  # TLS
             if hashlib.sha256(der).hexdigest() != self.cert_sha256:
                 conn.close()
                 raise PermanentGatewayError(

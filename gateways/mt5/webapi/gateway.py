@@ -202,7 +202,7 @@ class WebApiMT5Gateway:
         client: WebApiClient | None = None,
         connections: int | None = None,
     ) -> None:
-        self._options = {
+        self._options: dict[str, Any] = {
             "url": url,
             "login": login,
             "password": password,

@@ -147,6 +147,7 @@ class MT5WebAPIStandIn:
         if tls:
             self._wrap_tls(host)
         bound_host, bound_port = self.httpd.server_address[:2]
+        assert isinstance(bound_host, str)  # an IP socket's address
         scheme = "https" if tls else "http"
         shown = "localhost" if tls and bound_host in ("127.0.0.1", "::1") else bound_host
         self.url = f"{scheme}://{shown}:{bound_port}"
@@ -510,6 +511,7 @@ class _Handler(BaseHTTPRequestHandler):
             ids = None if raw in (None, "") else [as_int(i) for i in str(raw).split(",") if i]
             extra = standin.request_results(session, ids)
         else:
+            assert endpoint is not None  # a path without one was refused with a 404 above
             extra = endpoint(Call(query, body, standin.time_offset_seconds, standin, session))
         if planned is not None and planned[0] == "drop":
             self.close_connection = True

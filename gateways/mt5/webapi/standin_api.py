@@ -58,7 +58,9 @@ BALANCE_TYPES = {
     6: (DealAction.CORRECTION, "balance"),
 }
 USER_COMMENT_USABLE = SimulatedMT5Account.COMMENT_MAX  # cut, like a deal's [INF]
-_SIMS = {server: SimulatedMT5Gateway(server=server) for server in SimulatedMT5Account.Server}
+_SIMS: dict[str, SimulatedMT5Gateway] = {
+    server: SimulatedMT5Gateway(server=server) for server in SimulatedMT5Account.Server
+}
 
 
 @dataclass

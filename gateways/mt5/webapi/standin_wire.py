@@ -133,7 +133,8 @@ def as_logins(value: Any) -> list[int]:
 def mask_matcher(masks: Iterable[str]):
     """A predicate for group masks: `*` matches any run, `!mask` excludes; case-insensitive.
     With only exclusions, everything else matches."""
-    include, exclude = [], []
+    include: list[str] = []
+    exclude: list[str] = []
     for mask in masks:
         (exclude if mask.startswith("!") else include).append(mask.lstrip("!").lower())
 
