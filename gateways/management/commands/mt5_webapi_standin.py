@@ -79,19 +79,20 @@ class Command(BaseCommand):
                 f"{prefix}_MANAGER_LOGIN / {prefix}_MANAGER_PASSWORD are not set: every "
                 "auth/start will be refused (1001)."
             )
-        self.stdout.write(
-            f"MT5 Web API stand-in{' (demo server)' if server.server == 'demo' else ''} on "
-            f"{server.url} "
-            f"(manager {server.manager_login or '-'}, "
-            f"server time UTC{server.time_offset_seconds:+d} s)"
-        )
-        if server.cafile:
-            self.stdout.write(f"self-signed certificate: {server.cafile}")
-        self.stdout.flush()
         # honcho and service managers stop it with SIGTERM: stop as on Ctrl-C (the generated
-        # certificate's folder is removed, the sessions hang up).
+        # certificate's folder is removed, the sessions hang up). Installed before the server
+        # says where it is, so that a SIGTERM right after those lines is a clean stop too.
         signal.signal(signal.SIGTERM, _interrupt)
         try:
+            self.stdout.write(
+                f"MT5 Web API stand-in{' (demo server)' if server.server == 'demo' else ''} on "
+                f"{server.url} "
+                f"(manager {server.manager_login or '-'}, "
+                f"server time UTC{server.time_offset_seconds:+d} s)"
+            )
+            if server.cafile:
+                self.stdout.write(f"self-signed certificate: {server.cafile}")
+            self.stdout.flush()
             server.serve_forever()
         except KeyboardInterrupt:
             self.stdout.write("stopped")
