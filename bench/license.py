@@ -34,6 +34,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
@@ -262,7 +263,7 @@ def _paired_ratios(in_order: list[tuple[str, dict]]) -> list[float]:
 
 
 def _merged(results: list[dict]) -> dict:
-    merged = {
+    merged: dict[str, Any] = {
         "elapsed": 0.0,
         "latencies_ms": [],
         "statuses": {},
@@ -511,7 +512,9 @@ def _queue_len(redis_url: str) -> int:
     from licensing.redis_client import redis_for
     from licensing.services.usage import QUEUE
 
-    return redis_for(redis_url).llen(QUEUE)
+    client = redis_for(redis_url)
+    assert client is not None  # redis_for answers None only for an empty URL
+    return client.llen(QUEUE)
 
 
 def _drop_queued(redis_url: str, keep: int) -> None:
@@ -522,6 +525,7 @@ def _drop_queued(redis_url: str, keep: int) -> None:
     from licensing.services.usage import QUEUE
 
     client = redis_for(redis_url)
+    assert client is not None  # redis_for answers None only for an empty URL
     if keep:
         client.ltrim(QUEUE, 0, keep - 1)
     else:

@@ -36,7 +36,9 @@ def _spread(port, path, body, threads, workers, tries=50) -> tuple[list, Counter
     """`threads` open connections, at most ceil(threads / workers) on any one worker; also
     how many were opened again, and how many requests that took (probes)."""
     share = math.ceil(threads / max(1, workers))
-    kept, spread, reconnects, probes = [], Counter(), 0, 0
+    kept: list[http.client.HTTPConnection] = []
+    spread: Counter[str] = Counter()
+    reconnects, probes = 0, 0
     for _ in range(threads * tries):
         if len(kept) == threads:
             break

@@ -31,6 +31,7 @@ import tracemalloc
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -316,7 +317,7 @@ def _sample(fn, gateway, standin: _StandIn) -> dict:
     gc.collect()
     wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    sample = {
+    sample: dict[str, Any] = {
         "wall": time.perf_counter() - wall,
         "cpu": time.process_time() - cpu,
         "server_cpu": standin.cpu_seconds() - server_cpu if before else 0.0,
@@ -325,6 +326,7 @@ def _sample(fn, gateway, standin: _StandIn) -> dict:
         "sent": 0,
     }
     if before is not None:
+        assert stats is not None  # `before` was read from it
         after = stats()
         sample["calls"] = after.calls - before.calls
         sample["received"] = after.received_bytes - before.received_bytes

@@ -502,6 +502,8 @@ def _report_burst(out, burst: dict, cpu: dict) -> None:
     twice_answers = sum(1 for n in logins.values() if n > 1)
     twice_db, mismatch = _handed_twice()
     total_cpu = sum(cpu.values())
+    cores = os.cpu_count()
+    assert cores is not None  # Linux, where the bench reads /proc, always names its CPUs
     out("")
     out(f"  burst: {len(results):,} activations in {seconds:.2f} s")
     out(f"    throughput       {len(results) / seconds:8.1f} req/s")
@@ -515,8 +517,8 @@ def _report_burst(out, burst: dict, cpu: dict) -> None:
     out(f"    passes - assigned accounts in DB: {mismatch}")
     out(
         f"    CPU/activation   {total_cpu:.1f} ms: server {cpu['server']:.1f}, PostgreSQL "
-        f"{cpu['database']:.1f}, client {cpu['client']:.1f} (/proc; {os.cpu_count()} cores "
-        f"give at most {os.cpu_count() * 1000 / total_cpu:.0f} activations/s)"
+        f"{cpu['database']:.1f}, client {cpu['client']:.1f} (/proc; {cores} cores "
+        f"give at most {cores * 1000 / total_cpu:.0f} activations/s)"
     )
 
 

@@ -195,7 +195,10 @@ class Command(BaseCommand):
     def _settle_when_due(self, signal, workers: int, duration: int) -> float:
         from trading_sessions.models import Trade
 
-        last = Trade.objects.filter(signal=signal).order_by("-expires_at").first().expires_at
+        latest = Trade.objects.filter(signal=signal).order_by("-expires_at").first()
+        # The fan-out made the trades and `_drain("open")` opened every one: each has an expiry.
+        assert latest is not None and latest.expires_at is not None
+        last = latest.expires_at
         wait = (last - timezone.now()).total_seconds()
         if wait > 0:
             time.sleep(wait + 0.05)  # a benchmark waits for the trades to run their time

@@ -105,7 +105,7 @@ def link_context(delivery: Delivery, link: str) -> dict[str, Any]:
 def check_channels(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """delivery.E003: the methods a Delivery may store and the registered channels agree."""
     stored, registered = set(Delivery.Method.values), set(_REGISTRY)
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for method in sorted(stored - registered):
         errors.append(
             checks.Error(

@@ -300,6 +300,7 @@ def delivery_view(*, token: str, ip: str | None, user_agent: str = "") -> LinkSt
     _log_attempt(delivery, Action.VIEW, outcome, ip=ip, user_agent=user_agent)
     if outcome != Outcome.VIEWED:
         raise _REFUSALS[outcome]()
+    assert delivery is not None  # VIEWED only for a found, revealable delivery; else refused
     return LinkState(delivery_id=delivery.pk, expires_at=delivery.expires_at)
 
 
@@ -321,6 +322,8 @@ def delivery_reveal(*, token: str, ip: str | None, user_agent: str = "") -> Reve
             ).update(status=Status.REVEALED, revealed_at=now)
             delivery = _by_hash(digest)
             if claimed:
+                # The claim updated a row with this hash in this transaction: the read finds it.
+                assert delivery is not None
                 payload = _open(delivery, token)
                 Delivery.objects.filter(pk=delivery.pk).update(payload=None, pending_link=None)
                 outcome = Outcome.REVEALED
@@ -340,6 +343,7 @@ def delivery_reveal(*, token: str, ip: str | None, user_agent: str = "") -> Reve
         raise
     if outcome != Outcome.REVEALED:
         raise _REFUSALS[outcome]()
+    assert delivery is not None  # REVEALED only on the claimed path, where it was found
     logger.info("delivery %s revealed", delivery.pk)
     return Revealed(delivery_id=delivery.pk, payload=payload, revealed_at=now)
 
@@ -361,7 +365,7 @@ def _open(delivery: Delivery, token: str) -> dict | str:
     return json.loads(plain)
 
 
-def _refusal(delivery: Delivery | None, now: datetime, *, mark_expired: bool) -> str:
+def _refusal(delivery: Delivery | None, now: datetime, *, mark_expired: bool) -> Outcome:
     if delivery is None:
         return Outcome.NOT_FOUND
     if delivery.status == Status.REVEALED:

@@ -5,7 +5,7 @@ import hmac
 from decimal import Decimal
 
 from django.conf import settings
-from django.contrib.auth.hashers import make_password
+from django.contrib.auth.hashers import BasePasswordHasher, make_password
 from django.db import IntegrityError, transaction
 
 from gateways.errors import PermanentGatewayError
@@ -30,7 +30,7 @@ class SimulatedDemoGateway:
     max_accounts: int = 10_000
     # How the server hashes passwords: the project's default (PBKDF2); a benchmark of the
     # product, not of this simulator, sets a cheap one (`bench.pool.BenchDemoGateway`).
-    password_hasher = "default"  # noqa: S105 (a hasher name, not a password)
+    password_hasher: str | BasePasswordHasher = "default"  # noqa: S105 (a hasher name, not a password)
 
     def ping(self) -> None:
         """Answer unless the knobs say otherwise."""

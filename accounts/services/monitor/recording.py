@@ -182,11 +182,12 @@ def _classify(
 
 
 def _count(result: SweepResult, kind: str) -> None:
-    name = {
+    names: dict[str, str] = {
         AccountEvent.Kind.DEPOSIT: "deposits",
         AccountEvent.Kind.WITHDRAWAL: "withdrawals",
         AccountEvent.Kind.DRAWDOWN: "drawdowns",
         AccountEvent.Kind.TRADE: "trades",
-    }.get(kind)
+    }
+    name = names.get(kind)
     if name:
         setattr(result, name, getattr(result, name) + 1)
