@@ -7,6 +7,8 @@
 - `campaign_factory(**fields) -> Campaign`: an ACTIVE campaign written with the ORM.
 - `faulty_mt5`: the simulated server with faults on demand (`fail_next(...)`), installed as
   the gateway the engine uses.
+- `deposited_accounts(count, amount=, leverage=) -> logins` (a function, not a fixture):
+  accounts opened a month ago, watched by the monitor, each with a new deposit on the server.
 - `webapi`: the Web API client as the engine's gateway, talking to a stand-in on a loopback
   port (yields the stand-in); `market`: the clients and the market on the rows it serves;
   `watched(balance=, leverage=) -> login`: an account opened a month ago, discovered through
@@ -92,6 +94,34 @@ class FaultyMT5Gateway(SimulatedMT5Gateway):
 
     def get_positions(self, logins):
         return self._call("get_positions", logins)
+
+
+def deposited_accounts(count: int, *, amount="200.00", leverage=300) -> list[int]:
+    """`count` accounts opened a month ago (their opening balance is history), watched by the
+    monitor, each with a new deposit of `amount` on the server, for the next sweep to see."""
+    from datetime import timedelta
+
+    from django.db.models import F
+    from django.utils import timezone
+
+    from accounts.models import MonitoredAccount
+    from accounts.services import monitor_discover
+    from gateways.models import SimulatedMT5Account, SimulatedMT5Deal
+
+    market = SimulatedMT5Gateway()
+    logins = [
+        market.add_account(balance=Decimal("1000.00"), leverage=leverage) for _ in range(count)
+    ]
+    month_ago = timezone.now() - timedelta(days=30)
+    SimulatedMT5Account.objects.filter(pk__in=logins).update(registered_at=month_ago)
+    SimulatedMT5Deal.objects.filter(account_id__in=logins).update(time=month_ago)
+    monitor_discover()
+    # MT5 deal times are whole seconds: watched from a second back, a deposit made in the
+    # second of the discovery still counts.
+    MonitoredAccount.objects.update(watch_from=F("watch_from") - timedelta(seconds=1))
+    for login in logins:
+        market.post_balance(login, Decimal(amount), comment="")
+    return logins
 
 
 @pytest.fixture(autouse=True)

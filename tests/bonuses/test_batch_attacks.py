@@ -3,38 +3,18 @@
 showed them."""
 
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
-from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import AccountEvent, MonitoredAccount
-from accounts.services import audit_verify, monitor_discover, monitor_sweep
+from accounts.models import AccountEvent
+from accounts.services import audit_verify, monitor_sweep
 from bonuses.models import Bonus, LeverageState
 from bonuses.services import bonus_override_leverage
 from gateways.models import SimulatedMT5Account
-from gateways.mt5.simulated import SimulatedMT5Gateway
+from tests.bonuses.conftest import deposited_accounts
 
 pytestmark = pytest.mark.django_db
-
-
-def _depositors(count: int, *, amount="200.00", leverage=300) -> list[int]:
-    """`count` accounts opened a month ago, watched, each with a new deposit on the server."""
-    market = SimulatedMT5Gateway()
-    logins = [
-        market.add_account(balance=Decimal("1000.00"), leverage=leverage) for _ in range(count)
-    ]
-    month_ago = timezone.now() - timedelta(days=30)
-    SimulatedMT5Account.objects.filter(pk__in=logins).update(registered_at=month_ago)
-    from gateways.models import SimulatedMT5Deal
-
-    SimulatedMT5Deal.objects.filter(account_id__in=logins).update(time=month_ago)
-    monitor_discover()
-    MonitoredAccount.objects.update(watch_from=F("watch_from") - timedelta(seconds=1))
-    for login in logins:
-        market.post_balance(login, Decimal(amount), comment="")
-    return logins
 
 
 def _server_leverage(login: int) -> int:
@@ -49,7 +29,7 @@ def test_an_override_made_while_a_batch_sends_its_leverages_is_not_undone_by_a_s
     no later leverage write of the login existed; the batch judged that once, before sending
     any, so B's stale 1:200 goes out after the override's 1:100 and the override is lost."""
     campaign_factory(bonus_type="A", percentage="50")
-    first, second = _depositors(2)  # 1:300, 200.00 deposit -> 100.00 -> 1:200
+    first, second = deposited_accounts(2)  # 1:300, 200.00 deposit -> 100.00 -> 1:200
     real = type(faulty_mt5).set_leverage
     overridden = []
 
@@ -80,7 +60,7 @@ def test_a_bug_in_one_accounts_leverage_leaves_the_other_grants_leverage_set(
     other Type A accounts of the batch at their full leverage with the credit on them: the
     one-by-one path adjusted each account after its own credit, whatever the others did."""
     campaign_factory(bonus_type="A", percentage="50")
-    logins = _depositors(3)
+    logins = deposited_accounts(3)
     bad = logins[1]
     import bonuses.services.leverage as leverage
 
@@ -110,7 +90,7 @@ def test_a_settlement_part_that_fails_leaves_the_parts_settled_before_it_with_th
     good: nothing syncs an active bonus's leverage again (the events are done on retry, the
     resolver finds its intent done)."""
     campaign_factory(bonus_type="A", percentage="50")
-    logins = _depositors(3)
+    logins = deposited_accounts(3)
     bad = logins[1]
     import bonuses.services.ledger as ledger
 
@@ -159,7 +139,7 @@ def test_dispatchers_the_resolver_and_the_api_at_once_on_the_same_deals_credit_e
 
     settings.MONITOR_DISPATCH_THREADS = 4
     campaign_factory(bonus_type="A", percentage="50")
-    logins = _depositors(8)
+    logins = deposited_accounts(8)
     assert monitor_sweep(dispatch=False).deposits == 8
     deals = {
         login: SimulatedMT5Deal.objects.filter(account_id=login).latest("ticket")

@@ -4,17 +4,15 @@ the staff and the audit trail see is what the one-by-one path gave: one bonus pe
 and campaign, one credit deal each, the leverage set, every refusal on its own bonus."""
 
 import re
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection
-from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.models import AccountEvent, AuditEvent, MonitoredAccount
-from accounts.services import account_events_dispatch, audit_verify, monitor_discover, monitor_sweep
+from accounts.models import AccountEvent, AuditEvent
+from accounts.services import account_events_dispatch, audit_verify, monitor_sweep
 from bonuses.models import Bonus, CreditIntent
 from bonuses.services import Deposit, trigger_deposit, trigger_deposits
 from campaigns.models import StackingSkip
@@ -22,24 +20,9 @@ from gateways.errors import PermanentGatewayError
 from gateways.models import SimulatedMT5Account, SimulatedMT5Deal
 from gateways.mt5 import DealAction
 from gateways.mt5.simulated import SimulatedMT5Gateway
+from tests.bonuses.conftest import deposited_accounts
 
 pytestmark = pytest.mark.django_db
-
-
-def _depositors(count: int, *, amount="200.00", leverage=300) -> list[int]:
-    """`count` accounts opened a month ago, watched, each with a new deposit on the server."""
-    market = SimulatedMT5Gateway()
-    logins = [
-        market.add_account(balance=Decimal("1000.00"), leverage=leverage) for _ in range(count)
-    ]
-    month_ago = timezone.now() - timedelta(days=30)
-    SimulatedMT5Account.objects.filter(pk__in=logins).update(registered_at=month_ago)
-    SimulatedMT5Deal.objects.filter(account_id__in=logins).update(time=month_ago)
-    monitor_discover()
-    MonitoredAccount.objects.update(watch_from=F("watch_from") - timedelta(seconds=1))
-    for login in logins:
-        market.post_balance(login, Decimal(amount), comment="")
-    return logins
 
 
 def _credit_deals(logins) -> list[int]:
@@ -54,7 +37,7 @@ def test_a_sweep_of_many_deposits_gives_each_its_bonus_credit_and_leverage_once(
     campaign_factory,
 ):
     campaign_factory(bonus_type="A", percentage="50")
-    logins = _depositors(25)
+    logins = deposited_accounts(25)
 
     monitor_sweep()
 
@@ -82,7 +65,7 @@ def test_a_sweep_of_many_deposits_gives_each_its_bonus_credit_and_leverage_once(
 
 def test_the_queries_of_a_batch_of_grants_do_not_grow_with_its_deposits(campaign_factory):
     campaign_factory(bonus_type="A", percentage="50")
-    logins = _depositors(45)
+    logins = deposited_accounts(45)
     monitor_sweep(dispatch=False)  # the deposits recorded, not granted yet
     events = list(AccountEvent.objects.filter(kind="deposit").order_by("login"))
     assert len(events) == 45
@@ -110,7 +93,7 @@ def test_a_credit_the_server_refuses_fails_its_own_bonus_and_the_others_go_throu
     campaign_factory, faulty_mt5
 ):
     campaign_factory(bonus_type="A", percentage="50")
-    logins = _depositors(4)
+    logins = deposited_accounts(4)
     faulty_mt5.fail_next("post_credit", PermanentGatewayError)  # the first credit sent
 
     monitor_sweep()
@@ -128,7 +111,7 @@ def test_a_lost_credit_answer_in_a_batch_is_looked_up_and_never_sent_twice(
     campaign_factory, faulty_mt5
 ):
     campaign_factory(bonus_type="A", percentage="50")
-    logins = _depositors(3)
+    logins = deposited_accounts(3)
     faulty_mt5.fail_next("post_credit", after_write=True)  # credited, but the answer lost
 
     monitor_sweep()
@@ -149,7 +132,7 @@ def test_one_deposit_that_breaks_its_grant_fails_alone_and_is_retried(
     campaign_factory, monkeypatch
 ):
     campaign_factory(bonus_type="A", percentage="50")
-    logins = _depositors(4)
+    logins = deposited_accounts(4)
     bad = logins[2]
     import bonuses.services.grants as grants
 
@@ -177,7 +160,7 @@ def test_one_deposit_that_breaks_its_grant_fails_alone_and_is_retried(
 
 def test_two_deposits_of_one_account_in_one_dispatch_are_granted_in_order(campaign_factory):
     campaign_factory(bonus_type="B", percentage="10", one_per_account=False)
-    [login] = _depositors(1, amount="100.00")
+    [login] = deposited_accounts(1, amount="100.00")
     SimulatedMT5Gateway().post_balance(login, Decimal("300.00"), comment="")
 
     monitor_sweep()
@@ -194,7 +177,7 @@ def test_two_deposits_of_one_account_in_one_dispatch_are_granted_in_order(campai
 def test_stacking_rules_hold_inside_a_batch(campaign_factory):
     first = campaign_factory(bonus_type="B", percentage="10", priority=5, stacking="exclusive")
     second = campaign_factory(bonus_type="B", percentage="20", priority=1)
-    logins = _depositors(3)
+    logins = deposited_accounts(3)
 
     monitor_sweep()
 
@@ -207,7 +190,7 @@ def test_stacking_rules_hold_inside_a_batch(campaign_factory):
 
 def test_a_deposit_given_twice_in_one_batch_and_again_later_gives_one_bonus(campaign_factory):
     campaign_factory(bonus_type="A", percentage="50")
-    [login] = _depositors(1)
+    [login] = deposited_accounts(1)
     deal = SimulatedMT5Deal.objects.filter(account_id=login).latest("ticket")
     deposit = Deposit(login=login, amount=deal.profit, deal_id=deal.ticket, source="test")
 

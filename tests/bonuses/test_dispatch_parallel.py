@@ -2,20 +2,18 @@
 gateway's pool of connections), and still exactly once: several dispatchers at once over the
 same recorded deposits, on PostgreSQL, against the stand-in over real HTTP."""
 
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db.models import F
-from django.utils import timezone
 
-from accounts.models import AccountEvent, MonitoredAccount
-from accounts.services import account_events_dispatch, monitor_discover, monitor_sweep
+from accounts.models import AccountEvent
+from accounts.services import account_events_dispatch, monitor_sweep
 from bonuses.models import Bonus
 from gateways.loading import reset_gateways
 from gateways.models import SimulatedMT5Account, SimulatedMT5Deal
 from gateways.mt5 import DealAction
 from gateways.mt5.simulated import SimulatedMT5Gateway
+from tests.bonuses.conftest import deposited_accounts
 from tests.concurrency import run_at_once
 from tests.gateways.mt5_webapi_standin import MANAGER_LOGIN, MANAGER_PASSWORD, running_standin
 
@@ -39,22 +37,6 @@ def webapi(settings, transactional_db):
         reset_gateways()
 
 
-def _deposited_accounts(count: int) -> list[int]:
-    """Accounts opened a month ago, watched, each with a new 200.00 deposit on the server."""
-    market = SimulatedMT5Gateway()
-    logins = [market.add_account(balance=1000, leverage=300) for _ in range(count)]
-    month_ago = timezone.now() - timedelta(days=30)
-    SimulatedMT5Account.objects.filter(pk__in=logins).update(registered_at=month_ago)
-    SimulatedMT5Deal.objects.filter(account_id__in=logins).update(time=month_ago)
-    monitor_discover()
-    # MT5 deal times are whole seconds: watched from a second back, a deposit made in the
-    # second of the discovery still counts.
-    MonitoredAccount.objects.update(watch_from=F("watch_from") - timedelta(seconds=1))
-    for login in logins:
-        market.post_balance(login, Decimal("200.00"), comment="")
-    return logins
-
-
 def _credits(logins):
     return sorted(
         SimulatedMT5Deal.objects.filter(account_id__in=logins, action=DealAction.CREDIT)
@@ -67,7 +49,7 @@ def test_three_dispatchers_at_once_grant_every_deposit_once_over_several_connect
     webapi, campaign_factory
 ):
     campaign_factory(bonus_type="A", percentage="50")
-    logins = _deposited_accounts(ACCOUNTS)
+    logins = deposited_accounts(ACCOUNTS)
     assert monitor_sweep(dispatch=False).deposits == ACCOUNTS
 
     results, errors = run_at_once(lambda n: account_events_dispatch(), threads=3)
@@ -90,7 +72,7 @@ def test_a_login_whose_first_event_fails_holds_its_later_events_while_others_go_
     webapi, campaign_factory
 ):
     campaign_factory(bonus_type="A", percentage="50")
-    logins = _deposited_accounts(4)
+    logins = deposited_accounts(4)
     monitor_sweep(dispatch=False)
     first = logins[0]
     # The first login gets a second deposit, recorded after the first one.
@@ -117,7 +99,7 @@ def test_batch_dispatchers_the_api_and_resolvers_at_once_grant_each_deposit_once
     from bonuses.services import intents_resolve, trigger_deposit
 
     campaign_factory(bonus_type="A", percentage="50")
-    logins = _deposited_accounts(ACCOUNTS)
+    logins = deposited_accounts(ACCOUNTS)
     assert monitor_sweep(dispatch=False).deposits == ACCOUNTS
     deals = dict(AccountEvent.objects.filter(kind="deposit").values_list("login", "ticket"))
 
