@@ -259,14 +259,16 @@ def trigger_registration(
             )
             if already:
                 continue
-            pending = _grant_if_eligible(
+            pending = _grant_plan(
                 account=account,
                 login=login,
                 campaign=campaign,
+                deposit_amount=None,
                 deal_id=None,
                 trigger=Bonus.Trigger.REGISTRATION,
                 actor=actor,
                 held=held,
+                skips=[],  # no deposit deal: nothing to stack on
             )
             if pending is not None:
                 held.append(pending.bonus)  # the next campaign's rules see it
@@ -514,15 +516,40 @@ class _Pending:
 def _deposit_grant_plan(
     *, account, deposit: Deposit, campaign, actor, held: list[Bonus], skips: list[StackingSkip]
 ) -> _Pending | None:
-    """The bonus `campaign` gives this deposit, judged against `held` (the login's bonuses,
-    those planned in this batch included), or None; a campaign that lost only to stacking
-    adds its `StackingSkip`."""
-    login, deal_id, deposit_amount = deposit.login, deposit.deal_id, deposit.amount
+    """The bonus `campaign` gives this deposit (see `_grant_plan`), or None."""
     trigger = (
         Bonus.Trigger.AGENT_CODE
         if campaign.trigger_type == TriggerType.AGENT_CODE
         else Bonus.Trigger.AUTO_DEPOSIT
     )
+    return _grant_plan(
+        account=account,
+        login=deposit.login,
+        campaign=campaign,
+        deposit_amount=deposit.amount,
+        deal_id=deposit.deal_id,
+        trigger=trigger,
+        actor=actor,
+        held=held,
+        skips=skips,
+    )
+
+
+def _grant_plan(
+    *,
+    account,
+    login: int,
+    campaign,
+    deposit_amount: Decimal | None,
+    deal_id: int | None,
+    trigger,
+    actor,
+    held: list[Bonus],
+    skips: list[StackingSkip],
+) -> _Pending | None:
+    """The bonus `campaign` gives, judged against `held` (the login's bonuses, those planned
+    in this batch included), or None; a campaign that lost only to stacking on a deposit deal
+    adds its `StackingSkip`."""
     failures = eligibility_failures(
         login=login,
         account=account,
@@ -532,7 +559,8 @@ def _deposit_grant_plan(
         held=held,
     )
     if failures:
-        if deal_id is not None and [f.code for f in failures] == ["stacking_exclusive"]:
+        stacked_out = [f.code for f in failures] == ["stacking_exclusive"]
+        if stacked_out and deal_id is not None and deposit_amount is not None:
             # Recorded once: the campaign qualified for the deposit but another took it.
             taken = deal_bonuses_elsewhere(
                 login=login, campaign=campaign, deal_id=deal_id, held=held
@@ -571,42 +599,6 @@ def _deposit_grant_plan(
         campaign=campaign,
         amount=amount,
         deposit_amount=deposit_amount,
-        deal_id=deal_id,
-        trigger=trigger,
-        actor=actor,
-        operation=new_operation(),
-    )
-
-
-def _grant_if_eligible(
-    *, account, login, campaign, deal_id, trigger, actor, held: list[Bonus]
-) -> _Pending | None:
-    """A registration grant: the campaign's rules against `held`, then its bonus, or None."""
-    failures = eligibility_failures(
-        login=login,
-        account=account,
-        campaign=campaign,
-        deposit_amount=None,
-        deal_id=deal_id,
-        held=held,
-    )
-    if failures:
-        logger.info(
-            "campaign %s not granted to %s: %s",
-            campaign.pk,
-            login,
-            ", ".join(f.code for f in failures),
-        )
-        return None
-    amount = bonus_amount(campaign=campaign, deposit_amount=None)
-    if amount <= 0:
-        return None
-    return _pending(
-        account=account,
-        login=login,
-        campaign=campaign,
-        amount=amount,
-        deposit_amount=None,
         deal_id=deal_id,
         trigger=trigger,
         actor=actor,
