@@ -8,6 +8,7 @@ One deliberate exception, explained in docs/architecture.md: `delivery` may impo
 """
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +65,8 @@ def floor_violations(root: Path) -> list[str]:
             for target in sorted(imports_of(path, packages) - {package}):
                 if target not in FLOORS:
                     continue  # reported above, as a package off the plan
+                if target == "core" and package != "core":
+                    continue  # everything may import core (DESIGN.md); core imports no app
                 if FLOORS[target] >= floor and (package, target) not in ALLOWED_SAME_FLOOR:
                     wrong.append(f"{path.relative_to(root)} imports {target}")
     return wrong
@@ -99,3 +102,32 @@ def test_the_scan_catches_an_app_importing_the_harness_or_config_and_a_package_o
         "licensing/management/commands/bench_x.py imports bench",
         "operations/views.py imports config",
     ]
+
+
+# --- Defined once ------------------------------------------------------------------------------
+
+# The house's shared pieces, each with its one home (DESIGN.md: "core"). A second definition
+# anywhere in the product is a copy that will drift.
+DEFINED_ONCE = {
+    r"^CENT\s*=": "core/money.py",
+    r"^ZERO\s*=": "core/money.py",
+    r"^MAX_BIGINT\s*=": "core/money.py",
+    r"^def cents_down\(": "core/money.py",
+    r"^HANDED_TO_CALLER\b": None,  # the channel registry says it (`hands_link_to_caller`)
+    r"^class ReadOnlyAdminMixin\b": "core/admin.py",
+    r"^class IdFilter\b": "core/filters.py",
+    r"^def client_ip\(": "core/net.py",
+}
+PRODUCT = sorted(set(FLOORS) - {"tests", "bench"})
+
+
+def test_each_house_constant_and_helper_is_defined_once_in_its_home():
+    found: dict[str, list[str]] = {pattern: [] for pattern in DEFINED_ONCE}
+    for package in PRODUCT:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for line in path.read_text().splitlines():
+                for pattern in DEFINED_ONCE:
+                    if re.match(pattern, line.strip()) and not line.startswith((" ", "\t")):
+                        found[pattern].append(str(path.relative_to(ROOT)))
+    expected = {pattern: [home] if home else [] for pattern, home in DEFINED_ONCE.items()}
+    assert found == expected

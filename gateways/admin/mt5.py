@@ -8,19 +8,13 @@ from django.db.models import DecimalField, F, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
+from core.admin import ReadOnlyAdminMixin
 from gateways.models import SimulatedMT5Account, SimulatedMT5Deal, SimulatedMT5Position
 from gateways.mt5.types import CENT
 
 
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
+class _ReadOnly(ReadOnlyAdminMixin, admin.ModelAdmin):
+    pass
 
 
 @admin.register(SimulatedMT5Account)

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.money import CENT
 from gateways.errors import PermanentGatewayError
 from gateways.models import SimulatedBrokerAccount, SimulatedBrokerTrade
 from gateways.simulation import apply_knobs
@@ -26,7 +27,6 @@ from .types import (
 )
 
 GATEWAY = "broker"
-CENT = Decimal("0.01")
 STARTING_BALANCE = {"demo": Decimal("10000.00"), "real": Decimal("0.00")}
 MIN_DURATION_SECONDS, MAX_DURATION_SECONDS = 5, 86_400
 

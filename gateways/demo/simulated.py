@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import BasePasswordHasher, make_password
 from django.db import IntegrityError, transaction
 
+from core.money import CENT
 from gateways.errors import PermanentGatewayError
 from gateways.models import SimulatedDemoAccount
 from gateways.simulation import apply_knobs
@@ -15,7 +16,6 @@ from gateways.simulation import apply_knobs
 from .types import DemoAccount, DemoAccountStatus
 
 GATEWAY = "demo"
-CENT = Decimal("0.01")
 
 
 class SimulatedDemoGateway:

@@ -11,9 +11,9 @@ from typing import NamedTuple
 
 from django.db import models
 
+from core.money import CENT
 from gateways.errors import PermanentGatewayError
 
-CENT = Decimal("0.01")
 # MT5 stores a deal comment in 32 characters including the terminator: 31 usable. A longer
 # one is cut, not refused, and the unknown-outcome check (find the deal by its comment) would
 # never find it.

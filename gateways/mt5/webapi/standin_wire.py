@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from core.money import CENT
 from gateways.mt5.types import DealAction, DealEntry, PositionSide
 
 RETCODE_TEXT = {
@@ -189,13 +190,10 @@ def stringify(value: Any) -> Any:
     return str(value)
 
 
-_CENT = Decimal("0.01")
-
-
 def money(value: Decimal | int) -> str:
     if type(value) is not Decimal:
         value = Decimal(value)
-    return str(value.quantize(_CENT))
+    return str(value.quantize(CENT))
 
 
 def price(value: Decimal | int) -> str:
