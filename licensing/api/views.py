@@ -11,18 +11,17 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import has_area
-from core.errors import ForbiddenError, RateLimitedError
+from core.errors import RateLimitedError
 from core.net import client_ip
 
 from .. import signing
-from ..errors import LicenseKeyRequiredError, LicenseNotUsableError, MalformedLicenseKeyError
-from ..keys import MalformedKeyError, key_normalize
+from ..authentication import LicensingAdminPermission, require_license
+from ..errors import MalformedLicenseKeyError
 from ..models import License, Subscription
 from ..ratelimit import rate_limit_check, rate_limit_peek
 from ..selectors import license_detail, licensing_stats
@@ -32,10 +31,8 @@ from ..services import (
     license_create_delivered,
     license_extend,
     license_key_parse,
-    license_snapshot,
     license_suspend,
     license_validate,
-    snapshot_code,
     subscription_cancel,
     subscription_change,
     subscription_create,
@@ -53,52 +50,6 @@ LICENSE_REFUSALS = {
     403: OpenApiResponse(description="`license_expired`, `license_suspended`: not usable."),
     429: RATE_LIMITED,
 }
-
-
-def header_license(request) -> tuple[License | None, dict | None]:
-    """The license named by X-License-Key (None, None without one); the lookup is cached."""
-    raw = request.headers.get("X-License-Key")
-    if not raw:
-        return None, None
-    try:
-        key = key_normalize(raw)
-    except MalformedKeyError as exc:
-        raise LicenseKeyRequiredError(str(exc)) from exc
-    snapshot = license_snapshot(key=key)
-    if snapshot is None:
-        raise LicenseKeyRequiredError("Unknown license key.")
-    request._request.licensing_license_id = snapshot["id"]
-    return None, snapshot
-
-
-def require_license(request) -> License:
-    """The caller's usable license from X-License-Key: 401 without one, 403 when not VALID."""
-    _, snapshot = header_license(request)
-    if snapshot is None:
-        raise LicenseKeyRequiredError()
-    code = snapshot_code(snapshot)
-    if code != License.Code.VALID:
-        raise LicenseNotUsableError(
-            f"This license is {code.lower()}.", code=f"license_{code.lower()}"
-        )
-    return License.objects.get(pk=snapshot["id"])
-
-
-class LicensingAdminPermission(BasePermission):
-    """Super Admin (JWT, session or API key), or a VALID admin license in X-License-Key."""
-
-    message = "Licensing administration needs a Super Admin or an admin license key."
-
-    def has_permission(self, request, view):
-        if request.user and request.user.is_authenticated and has_area(request, "licensing.admin"):
-            return True
-        _, snapshot = header_license(request)
-        if snapshot is None:
-            return False
-        if not snapshot["is_admin"] or snapshot_code(snapshot) != License.Code.VALID:
-            raise ForbiddenError(self.message)
-        request._request.licensing_admin_license_id = snapshot["id"]
-        return True
 
 
 class RateLimitHeadersMixin:
