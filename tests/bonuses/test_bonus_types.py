@@ -5,8 +5,10 @@ withdrawal (a rule it declares), so the test can see the engine ask it rather th
 back on anyone else's rule.
 """
 
+import ast
 from collections.abc import Collection
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +111,42 @@ def test_a_withdrawal_over_a_bonus_of_an_unregistered_type_raises_and_moves_noth
     assert bonus.credit_remaining == Decimal("100.00")
     assert bonus.status == Bonus.Status.ACTIVE
     assert get_mt5_gateway().get_accounts([login])[login].credit == Decimal("100.00")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+TYPE_CODES = set(Campaign.BonusType.values)
+
+
+def _product_modules():
+    for package in ("bonuses", "campaigns", "operations"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "migrations" not in path.parts:
+                yield path, ast.parse(path.read_text(), filename=str(path))
+
+
+def test_no_product_code_compares_a_bonus_type_with_a_bare_string():
+    found = []
+    for path, tree in _product_modules():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare):
+                operands = [node.left, *node.comparators]
+                for operand in operands:
+                    elements = operand.elts if isinstance(operand, ast.Tuple) else [operand]
+                    if any(isinstance(e, ast.Constant) and e.value in TYPE_CODES for e in elements):
+                        found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+            if (
+                isinstance(node, ast.keyword)
+                and (node.arg or "").startswith("bonus_type")
+                and isinstance(node.value, ast.Constant)
+                and node.value.value in TYPE_CODES
+            ):
+                found.append(f"{path.relative_to(ROOT)}:{node.value.lineno}")
+    assert found == []
+
+
+def test_the_ledger_knows_no_bonus_type_and_does_not_import_leverage():
+    tree = ast.parse((ROOT / "bonuses/services/ledger.py").read_text())
+    imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not any(module.endswith("leverage") for module in imported)
+    constants = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)}
+    assert not constants & TYPE_CODES
