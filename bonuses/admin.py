@@ -19,6 +19,7 @@ from accounts.permissions import has_area
 from bonuses import admin_views, services
 from bonuses.models import Bonus, BonusApproval, Conversion, CreditIntent
 from bonuses.selectors import bonus_events
+from bonuses.types import bonus_kind
 from core.admin import ReadOnlyAdminMixin
 from core.errors import ApplicationError
 from gateways.errors import GatewayError
@@ -139,7 +140,7 @@ class BonusAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress(self, bonus: Bonus) -> str:
-        if bonus.bonus_type != "C":
+        if not bonus_kind(bonus.bonus_type).converts:
             return "-"
         if bonus.lots_required is None:
             return f"{bonus.progress_pct}%"

@@ -16,6 +16,12 @@ class BonusesConfig(AppConfig):
         receive_events_in_batches("deposit", _on_deposits)
         own_operation_comments.connect(_own_comments, dispatch_uid="bonuses.own_comments")
 
+        from bonuses.types import bonus_kinds
+
+        # Load the bonus types now: a `Campaign.BonusType` without its module fails the start
+        # (and `manage.py check`), not the first grant of that type.
+        bonus_kinds()
+
 
 # The monitor (accounts, a lower floor) records events; these receivers only call the bonus
 # engine's services, one per kind. A service that raises leaves the event for a retry.

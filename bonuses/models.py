@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from campaigns.models import Campaign
 from core.money import ZERO, cents_down
 
 
@@ -37,7 +38,7 @@ class Bonus(models.Model):
         "campaigns.Campaign", on_delete=models.PROTECT, related_name="bonuses"
     )
     login = models.BigIntegerField(db_index=True)
-    bonus_type = models.CharField(max_length=1)
+    bonus_type = models.CharField(max_length=1, choices=Campaign.BonusType.choices)
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
     )

@@ -27,6 +27,7 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce
 
 from bonuses.models import Bonus
+from bonuses.types import bonus_kinds
 from campaigns.models import Campaign, StackingSkip
 
 REPORTS = ("summary", "conversions", "cancellations", "leverage")
@@ -144,8 +145,10 @@ def report_summary(*, filters: ReportFilters = NO_FILTERS) -> QuerySet:
     )
 
 
-def _granted_bonuses(bonus_type: str, filters: ReportFilters) -> QuerySet[Bonus]:
-    bonuses = Bonus.objects.filter(bonus_type=bonus_type, status__in=GRANTED)
+def _granted_bonuses(report: str, filters: ReportFilters) -> QuerySet[Bonus]:
+    """The granted bonuses of the types whose report this is (`BonusKind.report`)."""
+    types = [kind.code for kind in bonus_kinds() if kind.report == report]
+    bonuses = Bonus.objects.filter(bonus_type__in=types, status__in=GRANTED)
     if filters.campaign_id is not None:
         bonuses = bonuses.filter(campaign_id=filters.campaign_id)
     if filters.login is not None:
@@ -159,12 +162,12 @@ def _granted_bonuses(bonus_type: str, filters: ReportFilters) -> QuerySet[Bonus]
 
 def report_conversions(*, filters: ReportFilters = NO_FILTERS) -> QuerySet[Bonus]:
     """Type C bonuses and how far each has converted (granted in the window), newest first."""
-    return _granted_bonuses(Campaign.BonusType.C, filters)
+    return _granted_bonuses("conversions", filters)
 
 
 def report_leverage(*, filters: ReportFilters = NO_FILTERS) -> QuerySet[Bonus]:
     """Type A bonuses: the leverage before, the leverage set, and when it was restored."""
-    return _granted_bonuses(Campaign.BonusType.A, filters)
+    return _granted_bonuses("leverage", filters)
 
 
 def report_cancellations(*, filters: ReportFilters = NO_FILTERS) -> QuerySet:

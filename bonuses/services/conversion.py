@@ -17,6 +17,7 @@ from decimal import ROUND_UP, Decimal
 from django.utils import timezone
 
 from bonuses.models import Bonus, Conversion, CreditIntent
+from bonuses.types import bonus_kinds
 from core.money import CENT, ZERO, cents_down
 
 from .common import atomic_for, audit_bonus, bonus_state
@@ -36,6 +37,7 @@ def trade_deal_convert(
         return []
     closed_at = closed_at or timezone.now()
     conversions: list[Conversion] = []
+    converting = [kind.code for kind in bonus_kinds() if kind.converts]
     with atomic_for(login):
         if Conversion.objects.filter(bonus__login=login, deal_ticket=deal_ticket).exists():
             return []
@@ -44,7 +46,7 @@ def trade_deal_convert(
             .select_related("campaign")
             .filter(
                 login=login,
-                bonus_type="C",
+                bonus_type__in=converting,
                 status=Bonus.Status.ACTIVE,
                 created_at__lte=closed_at,
                 credit_remaining__gt=0,

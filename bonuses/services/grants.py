@@ -16,16 +16,17 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from decimal import ROUND_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.services import audit_record_many
 from bonuses.models import Bonus, BonusApproval, CreditIntent, DepositSeen
+from bonuses.types import bonus_kind
 from campaigns.models import Campaign, StackingSkip
 from core.errors import ApplicationError, ConflictError, NotFoundError
-from core.money import CENT, ZERO, cents_down
+from core.money import CENT, ZERO
 from gateways.mt5 import MT5Account, get_mt5_gateway
 
 from .common import (
@@ -63,17 +64,10 @@ class Deposit:
 
 
 def bonus_amount(*, campaign: Campaign, deposit_amount: Decimal | None) -> Decimal:
-    """Registration: the fixed amount; otherwise deposit * percentage / 100. Capped at
-    max_bonus, rounded down to cents; no deposit gives 0."""
-    if campaign.trigger_type == TriggerType.REGISTRATION:
-        amount = campaign.fixed_amount or ZERO
-    elif deposit_amount is None:
-        amount = ZERO
-    else:
-        amount = Decimal(deposit_amount) * campaign.percentage / 100
-    if campaign.max_bonus is not None:
-        amount = min(amount, campaign.max_bonus)
-    return max(cents_down(amount), ZERO)
+    """The campaign's bonus on this deposit, by its type's rule (`BonusKind.amount`: the
+    fixed amount for registration, else deposit * percentage / 100; capped at max_bonus,
+    rounded down to cents; no deposit gives 0)."""
+    return bonus_kind(campaign.bonus_type).amount(campaign=campaign, deposit_amount=deposit_amount)
 
 
 def bonus_assign(
@@ -630,10 +624,7 @@ def _pending(
     audit_reason: str = "",
 ) -> _Pending:
     now = timezone.now()
-    lots_required = None
-    if campaign.bonus_type == Campaign.BonusType.C and campaign.convert_per_lot:
-        # Rounded up: trading `lots_required` lots always converts the whole amount.
-        lots_required = (amount / campaign.convert_per_lot).quantize(CENT, rounding=ROUND_UP)
+    lots_required = bonus_kind(campaign.bonus_type).lots_required(campaign=campaign, amount=amount)
     expires_at = None
     if campaign.bonus_expiry_days:
         expires_at = now + timedelta(days=campaign.bonus_expiry_days)

@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from accounts.services import audit_record_many, in_threads, threads_for
 from bonuses.models import Bonus, CreditIntent, LeverageState
+from bonuses.types import bonus_kind
 from core.money import ZERO
 from gateways.errors import GatewayError, PermanentGatewayError
 from gateways.mt5 import get_mt5_gateway
@@ -121,15 +122,16 @@ def operation_execute(operation: uuid.UUID) -> list[CreditIntent]:
     """Send the operation's open writes in order; never call it inside a transaction."""
     intents = list(CreditIntent.objects.filter(operation=operation).order_by("pk"))
     failed_before = False
-    activated_type_a: set[int] = set()
+    activated: dict[str, set[int]] = {}
     for index, intent in enumerate(intents):
         if intent.status in OPEN:
             if intent.kind == Kind.BALANCE_IN and failed_before:
                 intent = _settle(intent, Status.FAILED, error=ABANDONED)
             else:
                 intent = intent_execute(intent.pk)
-                if _activated_type_a(intent):
-                    activated_type_a.add(intent.login)
+                bonus_type = _activated_type(intent)
+                if bonus_type is not None:
+                    activated.setdefault(bonus_type, set()).add(intent.login)
             intents[index] = intent
         if intent.status == Status.FAILED:
             failed_before = True
@@ -137,11 +139,7 @@ def operation_execute(operation: uuid.UUID) -> list[CreditIntent]:
             if intent.status == Status.UNKNOWN:
                 _resolve_soon(operation, intent)
             break  # outcome not known yet: the rest waits, in order, for the resolver
-    if activated_type_a:
-        from .leverage import leverage_sync
-
-        for login in sorted(activated_type_a):
-            leverage_sync(login=login, reason="grant")
+    _after_activation(activated, together=False)
     return intents
 
 
@@ -183,8 +181,8 @@ def operations_execute_many(operations: list[uuid.UUID]) -> None:
     claim runs out while it waits its turn); then all the outcomes settled in one transaction,
     the outcomes `intent_execute` gives (an error that is not a refusal leaves the write
     unknown, looked up before anything is resent). A write someone else took is theirs to
-    finish. Every other operation goes through `operation_execute`. Then the accounts whose
-    Type A bonus became active have their leverage synced (`leverage_sync_many`).
+    finish. Every other operation goes through `operation_execute`. Then each type whose
+    bonuses became active is told so, for all its accounts at once (Type A syncs leverage).
     """
     if not operations:
         return
@@ -223,14 +221,11 @@ def operations_execute_many(operations: list[uuid.UUID]) -> None:
 
     threads = threads_for(settings.MONITOR_DISPATCH_THREADS, len(fresh))
     outcomes = [outcome for outcome in in_threads(fresh, send, threads) if outcome is not None]
-    activated_type_a, error = _settle_many(outcomes)
+    activated, error = _settle_many(outcomes)
     for intent, status, _, _ in outcomes:
         if status == Status.UNKNOWN:
             _resolve_soon(intent.operation, intent)
-    if activated_type_a:
-        from .leverage import leverage_sync_many
-
-        leverage_sync_many(logins=activated_type_a, reason="grant")
+    _after_activation(activated, together=True)
     if error is not None:
         raise error
 
@@ -340,28 +335,31 @@ def _send_outcome(gateway, intent: CreditIntent) -> tuple[CreditIntent, str, int
 
 def _settle_many(
     outcomes: list[tuple[CreditIntent, str, int | None, str]],
-) -> tuple[set[int], Exception | None]:
+) -> tuple[dict[str, set[int]], Exception | None]:
     """`_settle` for many credit-in and leverage outcomes, `ACCOUNTS_PER_TRANSACTION` a
-    transaction; the logins whose Type A bonus became active, and the first error.
+    transaction; the logins whose bonus became active, by bonus type, and the first error.
 
     A part that fails rolls back alone (its writes stay claimed: the resolver looks them up
     once the claims end); the parts after it still settle, and those before it keep what
-    they committed, so the caller still syncs their Type A leverage before raising."""
-    activated_type_a: set[int] = set()
+    they committed, so the caller still tells their types (Type A's leverage) before raising."""
+    activated: dict[str, set[int]] = {}
     error: Exception | None = None
     for start in range(0, len(outcomes), ACCOUNTS_PER_TRANSACTION):
         part = outcomes[start : start + ACCOUNTS_PER_TRANSACTION]
         try:
-            activated_type_a |= _settle_part(part)
+            for bonus_type, logins in _settle_part(part).items():
+                activated.setdefault(bonus_type, set()).update(logins)
         except Exception as exc:
             logger.exception("settling %s credit outcomes failed", len(part))
             error = error or exc
-    return activated_type_a, error
+    return activated, error
 
 
-def _settle_part(outcomes: list[tuple[CreditIntent, str, int | None, str]]) -> set[int]:
+def _settle_part(
+    outcomes: list[tuple[CreditIntent, str, int | None, str]],
+) -> dict[str, set[int]]:
     now = timezone.now()
-    activated_type_a: set[int] = set()
+    activated: dict[str, set[int]] = {}
     with transaction.atomic():
         lock_accounts(intent.login for intent, *_ in outcomes)
         still_open = set(
@@ -409,8 +407,7 @@ def _settle_part(outcomes: list[tuple[CreditIntent, str, int | None, str]]) -> s
                 events.append(
                     bonus_event(verb="activated", bonus=bonus, before=before, reason=reason)
                 )
-                if bonus.bonus_type == "A":
-                    activated_type_a.add(bonus.login)
+                activated.setdefault(bonus.bonus_type, set()).add(bonus.login)
             else:
                 bonus.status, bonus.credit_remaining = Bonus.Status.FAILED, ZERO
                 bonus.ended_at, bonus.cancel_reason = now, "credit refused by the server"
@@ -419,7 +416,7 @@ def _settle_part(outcomes: list[tuple[CreditIntent, str, int | None, str]]) -> s
             bonuses, ["status", "credit_remaining", "ended_at", "cancel_reason", "updated_at"]
         )
         audit_record_many(events)
-    return activated_type_a
+    return activated
 
 
 def _send(gateway, intent: CreditIntent) -> int | None:
@@ -529,12 +526,21 @@ def _apply_outcome(intent: CreditIntent, error: str) -> None:
         audit_bonus(verb="failed", bonus=bonus, before=before, reason=error)
 
 
-def _activated_type_a(intent: CreditIntent) -> bool:
+def _activated_type(intent: CreditIntent) -> str | None:
+    """The type of the bonus this write made active, or None."""
     if intent.kind != Kind.CREDIT_IN or intent.status != Status.DONE or intent.bonus_id is None:
-        return False
-    return Bonus.objects.filter(
-        pk=intent.bonus_id, bonus_type="A", status=Bonus.Status.ACTIVE
-    ).exists()
+        return None
+    return (
+        Bonus.objects.filter(pk=intent.bonus_id, status=Bonus.Status.ACTIVE)
+        .values_list("bonus_type", flat=True)
+        .first()
+    )
+
+
+def _after_activation(activated: dict[str, set[int]], *, together: bool) -> None:
+    """Tell each type which accounts' bonuses of it became active (Type A syncs leverage)."""
+    for bonus_type in sorted(activated):
+        bonus_kind(bonus_type).after_activation(logins=activated[bonus_type], together=together)
 
 
 def _describe(exc: GatewayError) -> str:

@@ -22,6 +22,8 @@ from django.utils import timezone
 
 from accounts.services import audit_record, audit_record_many
 from bonuses.models import Bonus, CreditIntent, LeverageState
+from bonuses.types import LEVERAGE_OVERRIDE, bonus_kind
+from campaigns.models import Campaign
 from core.errors import ApplicationError, ConflictError
 from gateways.errors import GatewayError
 from gateways.mt5 import MT5Account, get_mt5_gateway
@@ -47,6 +49,8 @@ from .ledger import (
 )
 
 Kind = CreditIntent.Kind
+# The stack this module keeps is Type A's (bonuses/types/a.py calls it).
+TYPE_A = Campaign.BonusType.A
 
 
 def leverage_target(
@@ -93,7 +97,7 @@ def leverage_sync(
             .select_related("campaign")
             .filter(
                 login=login,
-                bonus_type="A",
+                bonus_type=TYPE_A,
                 status=Bonus.Status.ACTIVE,
                 credit_remaining__gt=0,
             )
@@ -183,7 +187,10 @@ def _stacks_adjust(logins, accounts, reason, operations, alone) -> None:
             Bonus.objects.select_for_update(of=("self",))
             .select_related("campaign")
             .filter(
-                login__in=logins, bonus_type="A", status=Bonus.Status.ACTIVE, credit_remaining__gt=0
+                login__in=logins,
+                bonus_type=TYPE_A,
+                status=Bonus.Status.ACTIVE,
+                credit_remaining__gt=0,
             )
             .order_by("pk")
         )
@@ -239,7 +246,7 @@ def _stacks_adjust(logins, accounts, reason, operations, alone) -> None:
 
 def bonus_override_leverage(*, bonus: Bonus, leverage: int, actor=None) -> Bonus:
     """Set a Type A account's leverage by hand; it wins until no Type A credit remains."""
-    if bonus.bonus_type != "A":
+    if not bonus_kind(bonus.bonus_type).allows(LEVERAGE_OVERRIDE):
         raise ConflictError("Only a Type A bonus has a leverage to override.", code="not_type_a")
     if isinstance(leverage, bool) or not isinstance(leverage, int) or leverage < 1:
         raise ApplicationError(
@@ -261,7 +268,7 @@ def bonus_override_leverage(*, bonus: Bonus, leverage: int, actor=None) -> Bonus
         state.override_leverage = leverage
         state.save(update_fields=["override_leverage", "updated_at"])
         stack = Bonus.objects.select_for_update().filter(
-            login=bonus.login, bonus_type="A", status=Bonus.Status.ACTIVE
+            login=bonus.login, bonus_type=TYPE_A, status=Bonus.Status.ACTIVE
         )
         for member in stack.order_by("pk"):
             before = bonus_state(member)
@@ -297,9 +304,9 @@ def _restore(state, account: MT5Account, operation, actor, reason: str) -> int |
     login = state.login
     ours = {state.applied_leverage} | {intent.leverage for intent in _open_leverage_writes(login)}
     stack = Bonus.objects.filter(
-        login=login, bonus_type="A", original_leverage__isnull=False, leverage_restored_at=None
+        login=login, bonus_type=TYPE_A, original_leverage__isnull=False, leverage_restored_at=None
     )
-    last = Bonus.objects.filter(login=login, bonus_type="A").order_by("-pk").first()
+    last = Bonus.objects.filter(login=login, bonus_type=TYPE_A).order_by("-pk").first()
     target = None
     if account.leverage in ours:
         target = state.original_leverage

@@ -19,13 +19,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bonuses.models import Bonus, CreditIntent, WithdrawalSeen
+from bonuses.types import FORCE_CONVERT, bonus_kind
 from core.errors import ApplicationError, ConflictError
-from core.money import ZERO, cents_down
+from core.money import ZERO
 
 from .common import atomic_for, audit_bonus, bonus_state, logger, read_account, try_read_account
 from .drawdown import drawdown_stake
 from .ledger import intent_add, new_operation, operation_execute
-from .leverage import leverage_sync
 
 Kind = CreditIntent.Kind
 EXPIRY_BATCH = 500
@@ -56,7 +56,7 @@ def bonus_cancel(*, bonus: Bonus, reason: str = "", actor=None) -> Bonus:
 
 def bonus_force_convert(*, bonus: Bonus, actor=None) -> Bonus:
     """Type C: turn all the credit it still holds into balance now."""
-    if bonus.bonus_type != "C":
+    if not bonus_kind(bonus.bonus_type).allows(FORCE_CONVERT):
         raise ConflictError("Only a Type C bonus converts.", code="not_type_c")
     account = try_read_account(bonus.login)
     operation = new_operation()
@@ -134,9 +134,9 @@ def withdrawal_apply(
 ) -> list[Bonus]:
     """A withdrawal of `amount` from `balance_before`: f = amount / balance_before.
 
-    Each active A/B bonus keeps `credit_remaining * (1 - f)` rounded down to cents (the
-    client never keeps a fraction of a cent more; the broker's side gets the cent); one that
-    keeps nothing is cancelled. Type C loses all unconverted credit (cancelled). f >= 1
+    Each active bonus keeps what its type's rule says (`withdrawal_keeps`: A and B keep
+    `credit_remaining * (1 - f)` rounded down to cents, the broker's side getting the cent;
+    Type C loses all unconverted credit); one that keeps nothing is cancelled. f >= 1
     cancels every bonus. Idempotent on `deal_id`: a deal seen again changes nothing and
     returns []. Returns the bonuses changed.
     """
@@ -152,10 +152,9 @@ def withdrawal_apply(
             return []
         for bonus in _active_for_update(login):
             keep = ZERO
-            if fraction < 1 and bonus.bonus_type in ("A", "B"):
-                # Multiplied before divided: one rounding, far below a cent.
-                keep = cents_down(
-                    bonus.credit_remaining * (balance_before - amount) / balance_before
+            if fraction < 1:
+                keep = bonus_kind(bonus.bonus_type).withdrawal_keeps(
+                    bonus=bonus, amount=amount, balance_before=balance_before
                 )
             if keep <= 0:
                 _end(
@@ -276,10 +275,13 @@ def _settle(
     reason: str,
     balance: Decimal | None = None,
 ) -> None:
-    """After commit: send the operation's writes, let Type A leverage follow, reload the rows."""
+    """After commit: send the operation's writes, tell each type of these bonuses (Type A's
+    leverage follows), reload the rows."""
     operation_execute(operation)
-    if any(bonus.bonus_type == "A" for bonus in bonuses):
-        leverage_sync(login=login, actor=actor, balance=balance, reason=reason)
+    for bonus_type in sorted({bonus.bonus_type for bonus in bonuses}):
+        bonus_kind(bonus_type).after_credit_change(
+            login=login, actor=actor, balance=balance, reason=reason
+        )
     for bonus in bonuses:
         bonus.refresh_from_db()
 
