@@ -26,8 +26,6 @@ from .services import (
 )
 from .validation import EDITABLE_FIELDS
 
-Status = Campaign.Status
-
 
 def _staff(request: HttpRequest) -> User:
     # The admin serves only logged-in staff: never the anonymous user here.
@@ -101,7 +99,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         # An archived campaign is frozen (its promo code may be live elsewhere again).
-        if obj is not None and obj.status == Status.ARCHIVED:
+        if obj is not None and obj.status == Campaign.Status.ARCHIVED:
             return False
         return super().has_change_permission(request, obj)
 
@@ -125,19 +123,19 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.action(description="Activate selected campaigns", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._move(request, queryset, Status.ACTIVE, "activated")
+        self._move(request, queryset, Campaign.Status.ACTIVE, "activated")
 
     @admin.action(description="Pause selected campaigns", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._move(request, queryset, Status.PAUSED, "paused")
+        self._move(request, queryset, Campaign.Status.PAUSED, "paused")
 
     @admin.action(description="End selected campaigns", permissions=["change"])
     def end(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._move(request, queryset, Status.ENDED, "ended")
+        self._move(request, queryset, Campaign.Status.ENDED, "ended")
 
     @admin.action(description="Archive selected campaigns", permissions=["change"])
     def archive(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._move(request, queryset, Status.ARCHIVED, "archived")
+        self._move(request, queryset, Campaign.Status.ARCHIVED, "archived")
 
     @admin.action(description="Duplicate selected campaigns (as drafts)", permissions=["add"])
     def duplicate(self, request: HttpRequest, queryset: QuerySet) -> None:

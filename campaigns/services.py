@@ -1,6 +1,6 @@
 """Every write of the campaigns app: create, edit, lifecycle, duplicate, MT5 scan, expiry.
 
-Each write is audited with before and after. Status moves only along `TRANSITIONS`, by a
+Each write is audited with before and after. Campaign.Status moves only along `TRANSITIONS`, by a
 conditional UPDATE (`filter(pk=..., status=old)`), so of two concurrent transitions from the
 same state exactly one wins and the other is refused.
 """
@@ -27,14 +27,12 @@ from .validation import (
     promo_code_taken,
 )
 
-Status = Campaign.Status
-
 TRANSITIONS: dict[str, frozenset[str]] = {
-    Status.DRAFT: frozenset({Status.ACTIVE, Status.ARCHIVED}),
-    Status.ACTIVE: frozenset({Status.PAUSED, Status.ENDED}),
-    Status.PAUSED: frozenset({Status.ACTIVE, Status.ENDED}),
-    Status.ENDED: frozenset({Status.ARCHIVED}),
-    Status.ARCHIVED: frozenset(),
+    Campaign.Status.DRAFT: frozenset({Campaign.Status.ACTIVE, Campaign.Status.ARCHIVED}),
+    Campaign.Status.ACTIVE: frozenset({Campaign.Status.PAUSED, Campaign.Status.ENDED}),
+    Campaign.Status.PAUSED: frozenset({Campaign.Status.ACTIVE, Campaign.Status.ENDED}),
+    Campaign.Status.ENDED: frozenset({Campaign.Status.ARCHIVED}),
+    Campaign.Status.ARCHIVED: frozenset(),
 }
 
 # How many expired campaigns one sweep ends; the next run takes the rest.
@@ -55,7 +53,7 @@ def campaign_create(*, actor: User | None, ip: str | None = None, **fields: Any)
     """Create a campaign in draft after checking every rule; `created_by` is the actor."""
     _check_names(fields)
     clean = campaign_validate(fields)
-    campaign = Campaign(**clean, status=Status.DRAFT, created_by=actor)
+    campaign = Campaign(**clean, status=Campaign.Status.DRAFT, created_by=actor)
     with transaction.atomic():
         _save(campaign, force_insert=True)
         audit_record(
@@ -75,7 +73,7 @@ def campaign_update(
     _check_names(fields)
     with transaction.atomic():
         current = Campaign.objects.select_for_update().get(pk=campaign.pk)
-        if current.status == Status.ARCHIVED:
+        if current.status == Campaign.Status.ARCHIVED:
             raise ConflictError(
                 "An archived campaign cannot be changed; duplicate it instead.",
                 code="campaign_archived",
@@ -113,7 +111,7 @@ def campaign_set_status(
         raise ConflictError(
             f"A campaign cannot go from {old} to {status}.", code="invalid_transition"
         )
-    if status == Status.ACTIVE:
+    if status == Campaign.Status.ACTIVE:
         _check_can_activate(campaign)
     _transition(campaign, old=old, new=status, actor=actor, reason=reason, ip=ip)
     return campaign
@@ -132,7 +130,7 @@ def campaign_duplicate(
         values[name] = list(values[name])
     if values["promo_code"] and promo_code_taken(values["promo_code"]):
         values["promo_code"] = None
-    copy = Campaign(**values, status=Status.DRAFT, created_by=actor)
+    copy = Campaign(**values, status=Campaign.Status.DRAFT, created_by=actor)
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -158,7 +156,7 @@ def campaigns_end_expired(*, now: datetime | None = None) -> int:
     """Mark active and paused campaigns whose ends_at has passed as ended; return how many."""
     now = now or timezone.now()
     due = Campaign.objects.filter(
-        status__in=[Status.ACTIVE, Status.PAUSED], ends_at__lte=now
+        status__in=[Campaign.Status.ACTIVE, Campaign.Status.PAUSED], ends_at__lte=now
     ).order_by("pk")[:END_EXPIRED_BATCH]
     ended = 0
     for campaign in list(due):
@@ -166,7 +164,7 @@ def campaigns_end_expired(*, now: datetime | None = None) -> int:
             _transition(
                 campaign,
                 old=campaign.status,
-                new=Status.ENDED,
+                new=Campaign.Status.ENDED,
                 actor=None,
                 reason="ends_at passed",
                 ip=None,

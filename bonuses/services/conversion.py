@@ -23,8 +23,6 @@ from core.money import CENT, ZERO, cents_down
 from .common import atomic_for, audit_bonus, bonus_state
 from .ledger import intent_add, new_operation, operation_execute
 
-Kind = CreditIntent.Kind
-
 
 def trade_deal_convert(
     *, login: int, deal_ticket: int, lots: Decimal, closed_at: datetime | None = None
@@ -76,7 +74,7 @@ def _convert(bonus: Bonus, deal_ticket: int, lots: Decimal, amount: Decimal) -> 
     conversion = Conversion.objects.create(
         bonus=bonus, deal_ticket=deal_ticket, lots=lots, amount=amount, operation=operation
     )
-    for kind in (Kind.CREDIT_OUT, Kind.BALANCE_IN):
+    for kind in (CreditIntent.Kind.CREDIT_OUT, CreditIntent.Kind.BALANCE_IN):
         intent_add(
             login=bonus.login,
             kind=kind,

@@ -50,8 +50,6 @@ from .eligibility import (
 from .ledger import intent_build, new_operation, operation_execute, operations_execute_many
 from .limits import approval_request, manual_limit_excess, requester_lock
 
-TriggerType = Campaign.TriggerType
-
 
 @dataclass(frozen=True)
 class Deposit:
@@ -244,7 +242,7 @@ def trigger_registration(
     granted: list[_Pending] = []
     with atomic_for(login):
         held = held_bonuses([login]).get(login, [])
-        for campaign in live_campaigns([TriggerType.REGISTRATION]):
+        for campaign in live_campaigns([Campaign.TriggerType.REGISTRATION]):
             already = any(
                 bonus.campaign_id == campaign.pk
                 and bonus.trigger == Bonus.Trigger.REGISTRATION
@@ -427,7 +425,9 @@ def _record_deposits(deposits, start, accounts, actor, granted, seen_before) -> 
     with transaction.atomic():
         lock_accounts(deposit.login for _, deposit in part)
         seen = _deals_seen([deposit for _, deposit in part])
-        campaigns = live_campaigns([TriggerType.AUTO_DEPOSIT, TriggerType.AGENT_CODE])
+        campaigns = live_campaigns(
+            [Campaign.TriggerType.AUTO_DEPOSIT, Campaign.TriggerType.AGENT_CODE]
+        )
         held = held_bonuses({deposit.login for _, deposit in part})
         sights: list[DepositSeen] = []
         skips: list[StackingSkip] = []
@@ -490,7 +490,7 @@ def _deposit_campaigns(account: MT5Account | None, campaigns: list[Campaign]) ->
     chosen = []
     for campaign in campaigns:
         codes = normalized_codes(campaign.agent_codes)
-        if campaign.trigger_type == TriggerType.AGENT_CODE and not codes:
+        if campaign.trigger_type == Campaign.TriggerType.AGENT_CODE and not codes:
             continue  # an agent-code campaign without codes matches nobody
         if codes and lead_source not in codes:
             continue
@@ -513,7 +513,7 @@ def _deposit_grant_plan(
     """The bonus `campaign` gives this deposit (see `_grant_plan`), or None."""
     trigger = (
         Bonus.Trigger.AGENT_CODE
-        if campaign.trigger_type == TriggerType.AGENT_CODE
+        if campaign.trigger_type == Campaign.TriggerType.AGENT_CODE
         else Bonus.Trigger.AUTO_DEPOSIT
     )
     return _grant_plan(

@@ -50,18 +50,21 @@ from .common import (
     read_account,
 )
 
-Kind = CreditIntent.Kind
-Status = CreditIntent.Status
-OPEN = (Status.PENDING, Status.UNKNOWN)
+OPEN = (CreditIntent.Status.PENDING, CreditIntent.Status.UNKNOWN)
 # A sender that crashed mid-call frees its intent after this. It must outlast any gateway
 # call, or a second sender could look a write up before the first one's lands.
 MIN_CLAIM_LEASE = timedelta(minutes=2)
 # Writes that leave a deal carrying the op id in its comment (set_leverage leaves none).
-DEAL_KINDS = (Kind.CREDIT_IN, Kind.CREDIT_OUT, Kind.BALANCE_IN, Kind.CLOSE_POSITIONS)
+DEAL_KINDS = (
+    CreditIntent.Kind.CREDIT_IN,
+    CreditIntent.Kind.CREDIT_OUT,
+    CreditIntent.Kind.BALANCE_IN,
+    CreditIntent.Kind.CLOSE_POSITIONS,
+)
 ABANDONED = "abandoned: an earlier write of this operation failed"
 # Writes `operations_execute_many` sends many at once when each is its operation's only one:
 # a grant's credit, and the leverage a grant sets.
-BATCHED_KINDS = (Kind.CREDIT_IN, Kind.SET_LEVERAGE)
+BATCHED_KINDS = (CreditIntent.Kind.CREDIT_IN, CreditIntent.Kind.SET_LEVERAGE)
 
 
 def new_operation() -> uuid.UUID:
@@ -125,18 +128,18 @@ def operation_execute(operation: uuid.UUID) -> list[CreditIntent]:
     activated: dict[str, set[int]] = {}
     for index, intent in enumerate(intents):
         if intent.status in OPEN:
-            if intent.kind == Kind.BALANCE_IN and failed_before:
-                intent = _settle(intent, Status.FAILED, error=ABANDONED)
+            if intent.kind == CreditIntent.Kind.BALANCE_IN and failed_before:
+                intent = _settle(intent, CreditIntent.Status.FAILED, error=ABANDONED)
             else:
                 intent = intent_execute(intent.pk)
                 bonus_type = _activated_type(intent)
                 if bonus_type is not None:
                     activated.setdefault(bonus_type, set()).add(intent.login)
             intents[index] = intent
-        if intent.status == Status.FAILED:
+        if intent.status == CreditIntent.Status.FAILED:
             failed_before = True
-        elif intent.status != Status.DONE:
-            if intent.status == Status.UNKNOWN:
+        elif intent.status != CreditIntent.Status.DONE:
+            if intent.status == CreditIntent.Status.UNKNOWN:
                 _resolve_soon(operation, intent)
             break  # outcome not known yet: the rest waits, in order, for the resolver
     _after_activation(activated, together=False)
@@ -149,26 +152,28 @@ def intent_execute(intent_id: int) -> CreditIntent:
     intent = CreditIntent.objects.get(pk=intent_id)
     if not claimed:
         return intent  # settled already, or someone else is sending it right now
-    maybe_sent = intent.attempts > 1 or intent.status == Status.UNKNOWN
+    maybe_sent = intent.attempts > 1 or intent.status == CreditIntent.Status.UNKNOWN
     gateway = get_mt5_gateway()
     try:
-        if intent.kind == Kind.SET_LEVERAGE and _superseded(intent):
-            return _settle(intent, Status.FAILED, error="superseded by a later leverage change")
-        if maybe_sent and intent.kind == Kind.CLOSE_POSITIONS:
+        if intent.kind == CreditIntent.Kind.SET_LEVERAGE and _superseded(intent):
+            return _settle(
+                intent, CreditIntent.Status.FAILED, error="superseded by a later leverage change"
+            )
+        if maybe_sent and intent.kind == CreditIntent.Kind.CLOSE_POSITIONS:
             return _close_again(gateway, intent)
         if maybe_sent and intent.kind in DEAL_KINDS:
             deal = gateway.find_deal_by_comment(intent.login, intent.op_id)
             if deal is not None:
-                return _settle(intent, Status.DONE, deal_id=deal.ticket)
+                return _settle(intent, CreditIntent.Status.DONE, deal_id=deal.ticket)
         deal_id = _send(gateway, intent)
     except PermanentGatewayError as exc:
-        if intent.kind == Kind.CREDIT_OUT and exc.code == "insufficient_credit":
+        if intent.kind == CreditIntent.Kind.CREDIT_OUT and exc.code == "insufficient_credit":
             return _shrink_credit_out(intent, exc)
-        return _settle(intent, Status.FAILED, error=_describe(exc))
+        return _settle(intent, CreditIntent.Status.FAILED, error=_describe(exc))
     except GatewayError as exc:
         # A timeout or a lost answer may hide a write that happened: look before resending.
-        return _settle(intent, Status.UNKNOWN, error=_describe(exc))
-    return _settle(intent, Status.DONE, deal_id=deal_id)
+        return _settle(intent, CreditIntent.Status.UNKNOWN, error=_describe(exc))
+    return _settle(intent, CreditIntent.Status.DONE, deal_id=deal_id)
 
 
 def operations_execute_many(operations: list[uuid.UUID]) -> None:
@@ -194,7 +199,7 @@ def operations_execute_many(operations: list[uuid.UUID]) -> None:
         for intents in by_operation.values()
         if len(intents) == 1
         and intents[0].kind in BATCHED_KINDS
-        and intents[0].status == Status.PENDING
+        and intents[0].status == CreditIntent.Status.PENDING
         and intents[0].attempts == 0
     ]
     fresh_ops = {intent.operation for intent in fresh}
@@ -209,10 +214,17 @@ def operations_execute_many(operations: list[uuid.UUID]) -> None:
         # a while to send, and a later write made meanwhile (an override, a withdrawal) must
         # not be undone by this stale one landing after it.
         try:
-            if _claim_untouched(intent, unless_superseded=intent.kind == Kind.SET_LEVERAGE):
+            if _claim_untouched(
+                intent, unless_superseded=intent.kind == CreditIntent.Kind.SET_LEVERAGE
+            ):
                 return _send_outcome(gateway, intent)
-            if intent.kind == Kind.SET_LEVERAGE and _claim_untouched(intent):
-                return intent, Status.FAILED, None, "superseded by a later leverage change"
+            if intent.kind == CreditIntent.Kind.SET_LEVERAGE and _claim_untouched(intent):
+                return (
+                    intent,
+                    CreditIntent.Status.FAILED,
+                    None,
+                    "superseded by a later leverage change",
+                )
         except Exception:
             # The claim itself failed (the database): nothing was sent; whatever the claim
             # left is the resolver's. The other writes' outcomes must not be lost with it.
@@ -223,7 +235,7 @@ def operations_execute_many(operations: list[uuid.UUID]) -> None:
     outcomes = [outcome for outcome in in_threads(fresh, send, threads) if outcome is not None]
     activated, error = _settle_many(outcomes)
     for intent, status, _, _ in outcomes:
-        if status == Status.UNKNOWN:
+        if status == CreditIntent.Status.UNKNOWN:
             _resolve_soon(intent.operation, intent)
     _after_activation(activated, together=True)
     if error is not None:
@@ -292,11 +304,11 @@ def _claim_untouched(intent: CreditIntent, *, unless_superseded: bool = False) -
     leverage write is not claimed if a later leverage write of its login exists."""
     now = timezone.now()
     untouched = CreditIntent.objects.filter(
-        pk=intent.pk, status=Status.PENDING, attempts=0, claimed_until__isnull=True
+        pk=intent.pk, status=CreditIntent.Status.PENDING, attempts=0, claimed_until__isnull=True
     )
     if unless_superseded:
         later = CreditIntent.objects.filter(
-            login=OuterRef("login"), kind=Kind.SET_LEVERAGE, pk__gt=OuterRef("pk")
+            login=OuterRef("login"), kind=CreditIntent.Kind.SET_LEVERAGE, pk__gt=OuterRef("pk")
         )
         untouched = untouched.filter(~Exists(later))
     claimed = untouched.update(claimed_until=now + claim_lease(), attempts=1)
@@ -323,14 +335,14 @@ def _send_outcome(gateway, intent: CreditIntent) -> tuple[CreditIntent, str, int
     try:
         deal_id = _send(gateway, intent)
     except PermanentGatewayError as exc:
-        return intent, Status.FAILED, None, _describe(exc)
+        return intent, CreditIntent.Status.FAILED, None, _describe(exc)
     except Exception as exc:
         # A timeout, a lost answer, or a fault reading the answer: look before resending.
         error = _describe(exc) if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, GatewayError):
             logger.exception("credit intent %s: unexpected error while sending", intent.op_id)
-        return intent, Status.UNKNOWN, None, error
-    return intent, Status.DONE, deal_id, ""
+        return intent, CreditIntent.Status.UNKNOWN, None, error
+    return intent, CreditIntent.Status.DONE, deal_id, ""
 
 
 def _settle_many(
@@ -378,7 +390,10 @@ def _settle_part(
         )
         applied: dict[int, list[int]] = {}
         for intent in settled:
-            if intent.kind == Kind.SET_LEVERAGE and intent.status == Status.DONE:
+            if (
+                intent.kind == CreditIntent.Kind.SET_LEVERAGE
+                and intent.status == CreditIntent.Status.DONE
+            ):
                 assert intent.leverage is not None  # a leverage write carries its leverage
                 applied.setdefault(intent.leverage, []).append(intent.login)
         for leverage, logins in applied.items():
@@ -387,7 +402,7 @@ def _settle_part(
             intent.bonus_id: (intent, error)
             for intent, status, _, error in outcomes
             if intent.pk in still_open
-            and status in (Status.DONE, Status.FAILED)
+            and status in (CreditIntent.Status.DONE, CreditIntent.Status.FAILED)
             and intent.bonus_id
         }
         bonuses = list(
@@ -400,7 +415,7 @@ def _settle_part(
             intent, error = final[bonus.pk]
             before = bonus_state(bonus)
             bonus.updated_at = now
-            if intent.status == Status.DONE:
+            if intent.status == CreditIntent.Status.DONE:
                 assert intent.amount is not None  # a bonus's batched write is its credit-in
                 bonus.status, bonus.credit_remaining = Bonus.Status.ACTIVE, intent.amount
                 reason = "credit posted"
@@ -421,17 +436,17 @@ def _settle_part(
 
 def _send(gateway, intent: CreditIntent) -> int | None:
     comment = intent.op_id
-    if intent.kind == Kind.CREDIT_IN:
+    if intent.kind == CreditIntent.Kind.CREDIT_IN:
         return gateway.post_credit(intent.login, intent.amount, comment=comment)
-    if intent.kind == Kind.CREDIT_OUT:
+    if intent.kind == CreditIntent.Kind.CREDIT_OUT:
         assert intent.amount is not None  # a credit write carries its amount
         return gateway.post_credit(intent.login, -intent.amount, comment=comment)
-    if intent.kind == Kind.BALANCE_IN:
+    if intent.kind == CreditIntent.Kind.BALANCE_IN:
         return gateway.post_balance(intent.login, intent.amount, comment=comment)
-    if intent.kind == Kind.SET_LEVERAGE:
+    if intent.kind == CreditIntent.Kind.SET_LEVERAGE:
         gateway.set_leverage(intent.login, intent.leverage)
         return None
-    if intent.kind == Kind.CLOSE_POSITIONS:
+    if intent.kind == CreditIntent.Kind.CLOSE_POSITIONS:
         tickets = gateway.close_positions(intent.login, comment=comment)
         return max(tickets) if tickets else None
     raise ValueError(f"unknown intent kind {intent.kind!r}")
@@ -450,13 +465,13 @@ def _close_again(gateway, intent: CreditIntent) -> CreditIntent:
             raise
         tickets = []
     deals = [*tickets, *([found.ticket] if found is not None else [])]
-    return _settle(intent, Status.DONE, deal_id=max(deals) if deals else None)
+    return _settle(intent, CreditIntent.Status.DONE, deal_id=max(deals) if deals else None)
 
 
 def _superseded(intent: CreditIntent) -> bool:
     # A stale leverage write sent late would undo a newer one: only the latest is sent.
     return CreditIntent.objects.filter(
-        login=intent.login, kind=Kind.SET_LEVERAGE, pk__gt=intent.pk
+        login=intent.login, kind=CreditIntent.Kind.SET_LEVERAGE, pk__gt=intent.pk
     ).exists()
 
 
@@ -466,16 +481,22 @@ def _shrink_credit_out(intent: CreditIntent, exc: PermanentGatewayError) -> Cred
     A conversion's credit-out is not shrunk (its balance-in must match it): it fails, and
     the balance-in is abandoned.
     """
-    if CreditIntent.objects.filter(operation=intent.operation, kind=Kind.BALANCE_IN).exists():
-        return _settle(intent, Status.FAILED, error=_describe(exc))
+    if CreditIntent.objects.filter(
+        operation=intent.operation, kind=CreditIntent.Kind.BALANCE_IN
+    ).exists():
+        return _settle(intent, CreditIntent.Status.FAILED, error=_describe(exc))
     try:
         account = read_account(intent.login)
     except GatewayError as read_exc:
-        return _settle(intent, Status.UNKNOWN, error=f"{_describe(exc)}; {_describe(read_exc)}")
+        return _settle(
+            intent, CreditIntent.Status.UNKNOWN, error=f"{_describe(exc)}; {_describe(read_exc)}"
+        )
     available = account.credit if account is not None else ZERO
     assert intent.amount is not None  # a credit-out carries its amount
     if available <= 0 or available >= intent.amount:
-        return _settle(intent, Status.FAILED, error=f"{_describe(exc)}; server credit {available}")
+        return _settle(
+            intent, CreditIntent.Status.FAILED, error=f"{_describe(exc)}; server credit {available}"
+        )
     note = f"server held {available} of {intent.amount}: removing {available}"
     CreditIntent.objects.filter(pk=intent.pk, status__in=OPEN).update(
         amount=available, last_error=note, claimed_until=None
@@ -492,7 +513,7 @@ def _settle(
         settled = CreditIntent.objects.filter(pk=intent.pk, status__in=OPEN).update(
             status=status, deal_id=deal_id, last_error=error[:2000], claimed_until=None
         )
-        if settled and status in (Status.DONE, Status.FAILED):
+        if settled and status in (CreditIntent.Status.DONE, CreditIntent.Status.FAILED):
             intent.status = status
             _apply_outcome(intent, error)
     intent.refresh_from_db()
@@ -500,16 +521,16 @@ def _settle(
 
 
 def _apply_outcome(intent: CreditIntent, error: str) -> None:
-    if intent.kind == Kind.SET_LEVERAGE and intent.status == Status.DONE:
+    if intent.kind == CreditIntent.Kind.SET_LEVERAGE and intent.status == CreditIntent.Status.DONE:
         LeverageState.objects.filter(login=intent.login).update(applied_leverage=intent.leverage)
         return
-    if intent.kind != Kind.CREDIT_IN or intent.bonus_id is None:
+    if intent.kind != CreditIntent.Kind.CREDIT_IN or intent.bonus_id is None:
         return
     bonus = Bonus.objects.select_for_update().get(pk=intent.bonus_id)
     if bonus.status != Bonus.Status.PENDING:
         return
     before = bonus_state(bonus)
-    if intent.status == Status.DONE:
+    if intent.status == CreditIntent.Status.DONE:
         bonus.status = Bonus.Status.ACTIVE
         assert intent.amount is not None  # a credit-in carries its amount
         bonus.credit_remaining = intent.amount
@@ -528,7 +549,11 @@ def _apply_outcome(intent: CreditIntent, error: str) -> None:
 
 def _activated_type(intent: CreditIntent) -> str | None:
     """The type of the bonus this write made active, or None."""
-    if intent.kind != Kind.CREDIT_IN or intent.status != Status.DONE or intent.bonus_id is None:
+    if (
+        intent.kind != CreditIntent.Kind.CREDIT_IN
+        or intent.status != CreditIntent.Status.DONE
+        or intent.bonus_id is None
+    ):
         return None
     return (
         Bonus.objects.filter(pk=intent.bonus_id, status=Bonus.Status.ACTIVE)

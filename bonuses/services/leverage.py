@@ -48,7 +48,6 @@ from .ledger import (
     operations_execute_many,
 )
 
-Kind = CreditIntent.Kind
 # The stack this module keeps is Type A's (bonuses/types/a.py calls it).
 TYPE_A = Campaign.BonusType.A
 
@@ -124,7 +123,7 @@ def leverage_sync(
             if account.leverage != target or _open_leverage_writes(login):
                 intent_add(
                     login=login,
-                    kind=Kind.SET_LEVERAGE,
+                    kind=CreditIntent.Kind.SET_LEVERAGE,
                     operation=operation,
                     leverage=target,
                     reason="leverage",
@@ -232,7 +231,7 @@ def _stacks_adjust(logins, accounts, reason, operations, alone) -> None:
                 intents.append(
                     intent_build(
                         login=login,
-                        kind=Kind.SET_LEVERAGE,
+                        kind=CreditIntent.Kind.SET_LEVERAGE,
                         operation=operation,
                         leverage=target,
                         reason="leverage",
@@ -286,7 +285,7 @@ def bonus_override_leverage(*, bonus: Bonus, leverage: int, actor=None) -> Bonus
                 )
         intent_add(
             login=bonus.login,
-            kind=Kind.SET_LEVERAGE,
+            kind=CreditIntent.Kind.SET_LEVERAGE,
             operation=operation,
             leverage=leverage,
             reason="override",
@@ -313,7 +312,7 @@ def _restore(state, account: MT5Account, operation, actor, reason: str) -> int |
         if account.leverage != target or len(ours) > 1:
             intent_add(
                 login=login,
-                kind=Kind.SET_LEVERAGE,
+                kind=CreditIntent.Kind.SET_LEVERAGE,
                 operation=operation,
                 leverage=target,
                 reason="restore",
@@ -376,7 +375,7 @@ def _original_leverage(login: int, account: MT5Account) -> int:
     # A restore still in flight means the server does not show the original yet.
     restoring = (
         CreditIntent.objects.filter(
-            login=login, kind=Kind.SET_LEVERAGE, reason="restore", status__in=OPEN
+            login=login, kind=CreditIntent.Kind.SET_LEVERAGE, reason="restore", status__in=OPEN
         )
         .order_by("-pk")
         .first()
@@ -387,14 +386,18 @@ def _original_leverage(login: int, account: MT5Account) -> int:
 
 
 def _open_leverage_writes(login: int) -> list[CreditIntent]:
-    return list(CreditIntent.objects.filter(login=login, kind=Kind.SET_LEVERAGE, status__in=OPEN))
+    return list(
+        CreditIntent.objects.filter(
+            login=login, kind=CreditIntent.Kind.SET_LEVERAGE, status__in=OPEN
+        )
+    )
 
 
 def _open_leverage_writes_many(logins) -> dict[int, list[CreditIntent]]:
     """`_open_leverage_writes` of many logins, oldest first."""
     writes: dict[int, list[CreditIntent]] = {}
     rows = CreditIntent.objects.filter(
-        login__in=list(logins), kind=Kind.SET_LEVERAGE, status__in=OPEN
+        login__in=list(logins), kind=CreditIntent.Kind.SET_LEVERAGE, status__in=OPEN
     ).order_by("pk")
     for intent in rows:
         writes.setdefault(intent.login, []).append(intent)

@@ -27,7 +27,6 @@ from .common import atomic_for, audit_bonus, bonus_state, logger, read_account, 
 from .drawdown import drawdown_stake
 from .ledger import intent_add, new_operation, operation_execute
 
-Kind = CreditIntent.Kind
 EXPIRY_BATCH = 500
 
 
@@ -68,7 +67,7 @@ def bonus_force_convert(*, bonus: Bonus, actor=None) -> Bonus:
         before = bonus_state(current)
         amount = current.credit_remaining
         if amount > 0:
-            for kind in (Kind.CREDIT_OUT, Kind.BALANCE_IN):
+            for kind in (CreditIntent.Kind.CREDIT_OUT, CreditIntent.Kind.BALANCE_IN):
                 intent_add(
                     login=current.login,
                     kind=kind,
@@ -205,7 +204,12 @@ def drawdown_apply(*, login: int, actor=None) -> list[Bonus]:
         bonuses = _active_for_update(login)
         if not bonuses:
             return []
-        intent_add(login=login, kind=Kind.CLOSE_POSITIONS, operation=operation, reason="drawdown")
+        intent_add(
+            login=login,
+            kind=CreditIntent.Kind.CLOSE_POSITIONS,
+            operation=operation,
+            reason="drawdown",
+        )
         for bonus in bonuses:
             _end(
                 bonus,
@@ -310,7 +314,7 @@ def _end(
     if bonus.credit_remaining > 0:
         intent_add(
             login=bonus.login,
-            kind=Kind.CREDIT_OUT,
+            kind=CreditIntent.Kind.CREDIT_OUT,
             operation=operation,
             bonus=bonus,
             amount=bonus.credit_remaining,
@@ -339,7 +343,7 @@ def _reduce(bonus, keep, amount, balance_before, operation, actor, account) -> N
     removed = bonus.credit_remaining - keep
     intent_add(
         login=bonus.login,
-        kind=Kind.CREDIT_OUT,
+        kind=CreditIntent.Kind.CREDIT_OUT,
         operation=operation,
         bonus=bonus,
         amount=removed,

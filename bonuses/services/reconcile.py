@@ -16,7 +16,6 @@ from bonuses.models import CreditIntent
 from core.money import ZERO
 from gateways.mt5 import get_mt5_gateway
 
-Kind = CreditIntent.Kind
 CHUNK = 200
 
 
@@ -36,7 +35,9 @@ def credit_reconcile(*, logins: Iterable[int] | None = None) -> list[CreditDrift
     counts as holding no credit."""
     if logins is None:
         logins = (
-            CreditIntent.objects.filter(kind__in=[Kind.CREDIT_IN, Kind.CREDIT_OUT])
+            CreditIntent.objects.filter(
+                kind__in=[CreditIntent.Kind.CREDIT_IN, CreditIntent.Kind.CREDIT_OUT]
+            )
             .order_by()
             .values_list("login", flat=True)
             .distinct()
@@ -69,7 +70,7 @@ def _ledger_credit(logins: list[int]) -> dict[int, Decimal]:
         CreditIntent.objects.filter(
             login__in=logins,
             status=CreditIntent.Status.DONE,
-            kind__in=[Kind.CREDIT_IN, Kind.CREDIT_OUT],
+            kind__in=[CreditIntent.Kind.CREDIT_IN, CreditIntent.Kind.CREDIT_OUT],
         )
         .values("login", "kind")
         .annotate(total=Sum("amount"))
@@ -77,6 +78,6 @@ def _ledger_credit(logins: list[int]) -> dict[int, Decimal]:
     )
     credit: dict[int, Decimal] = {}
     for row in totals:
-        sign = 1 if row["kind"] == Kind.CREDIT_IN else -1
+        sign = 1 if row["kind"] == CreditIntent.Kind.CREDIT_IN else -1
         credit[row["login"]] = credit.get(row["login"], ZERO) + sign * (row["total"] or ZERO)
     return {login: value.quantize(Decimal("0.01")) for login, value in credit.items()}

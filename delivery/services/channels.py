@@ -18,7 +18,6 @@ from gateways.errors import PermanentGatewayError, TransientGatewayError
 
 logger = logging.getLogger("delivery")
 
-Status = Delivery.Status
 ERROR_MAX = 500
 
 
@@ -32,7 +31,7 @@ def delivery_send(*, delivery_id: int) -> str:
     delivery = Delivery.objects.filter(pk=delivery_id).first()
     if delivery is None:
         return "missing"
-    if delivery.status != Status.PENDING:
+    if delivery.status != Delivery.Status.PENDING:
         return delivery.status
     send = channel_get(delivery.method).send
     if send is None:  # handed to the caller: nothing to send
@@ -45,7 +44,7 @@ def delivery_send(*, delivery_id: int) -> str:
         send(delivery, link)
     except PermanentGatewayError as exc:
         delivery_send_failed(delivery_id=delivery_id, error=str(exc))
-        return Status.FAILED
+        return Delivery.Status.FAILED
     except TransientGatewayError as exc:
         Delivery.objects.filter(pk=delivery_id).update(last_error=_short(exc))
         logger.warning(
@@ -53,19 +52,19 @@ def delivery_send(*, delivery_id: int) -> str:
         )
         raise
     now = timezone.now()
-    sent = Delivery.objects.filter(pk=delivery_id, status=Status.PENDING).update(
-        status=Status.SENT, sent_at=now, pending_link=None, last_error=""
+    sent = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
+        status=Delivery.Status.SENT, sent_at=now, pending_link=None, last_error=""
     )
     if not sent:  # revealed or superseded while the message was on its way
         Delivery.objects.filter(pk=delivery_id).update(sent_at=now, pending_link=None)
     logger.info("delivery %s sent by %s", delivery_id, delivery.method)
-    return Status.SENT
+    return Delivery.Status.SENT
 
 
 def delivery_send_failed(*, delivery_id: int, error: str) -> bool:
     """A send that will not happen (refused, or out of retries): failed, ciphertext wiped."""
-    failed = Delivery.objects.filter(pk=delivery_id, status=Status.PENDING).update(
-        status=Status.FAILED, last_error=_short(error), payload=None, pending_link=None
+    failed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
+        status=Delivery.Status.FAILED, last_error=_short(error), payload=None, pending_link=None
     )
     if failed:
         logger.warning("delivery %s failed: %s", delivery_id, _short(error))

@@ -39,23 +39,20 @@ from delivery.useragents import is_preview_bot
 
 logger = logging.getLogger("delivery")
 
-Status = Delivery.Status
-Outcome = DeliveryAttempt.Outcome
-Action = DeliveryAttempt.Action
 
 TOKEN_BYTES = 32  # 256 random bits in the link
-REVEALABLE = (Status.PENDING, Status.SENT)
-SUPERSEDABLE = (Status.PENDING, Status.SENT, Status.FAILED)
+REVEALABLE = (Delivery.Status.PENDING, Delivery.Status.SENT)
+SUPERSEDABLE = (Delivery.Status.PENDING, Delivery.Status.SENT, Delivery.Status.FAILED)
 CONTACT_MAX_CHARS = 254
 MAX_PAYLOAD_CHARS = 16_000
 USER_AGENT_MAX = 512
 
 _REFUSALS = {
-    Outcome.NOT_FOUND: LinkNotFoundError,
-    Outcome.REFUSED_USED: LinkUsedError,
-    Outcome.REFUSED_EXPIRED: LinkExpiredError,
-    Outcome.REFUSED_SUPERSEDED: LinkSupersededError,
-    Outcome.REFUSED_FAILED: LinkFailedError,
+    DeliveryAttempt.Outcome.NOT_FOUND: LinkNotFoundError,
+    DeliveryAttempt.Outcome.REFUSED_USED: LinkUsedError,
+    DeliveryAttempt.Outcome.REFUSED_EXPIRED: LinkExpiredError,
+    DeliveryAttempt.Outcome.REFUSED_SUPERSEDED: LinkSupersededError,
+    DeliveryAttempt.Outcome.REFUSED_FAILED: LinkFailedError,
 }
 
 
@@ -145,7 +142,7 @@ def delivery_create(
         owner=owner,
         method=method,
         contact=contact,
-        status=Status.SENT if handed_over else Status.PENDING,
+        status=Delivery.Status.SENT if handed_over else Delivery.Status.PENDING,
         token_hash=digest,
         created_at=now,
         expires_at=now + timedelta(minutes=settings.DELIVERY_LINK_TTL_MINUTES),
@@ -207,7 +204,7 @@ def delivery_resend(
         )
         superseded = list(earlier.values_list("pk", "status"))
         earlier.filter(pk__in=[pk for pk, _ in superseded]).update(
-            status=Status.SUPERSEDED,
+            status=Delivery.Status.SUPERSEDED,
             superseded_by=result.delivery,
             payload=None,
             pending_link=None,
@@ -219,7 +216,7 @@ def delivery_resend(
                 object_id=pk,
                 actor=actor,
                 before={"status": before},
-                after={"status": Status.SUPERSEDED, "superseded_by": result.delivery.pk},
+                after={"status": Delivery.Status.SUPERSEDED, "superseded_by": result.delivery.pk},
             )
     logger.info(
         "delivery %s resent for its purpose; %d earlier superseded",
@@ -294,11 +291,11 @@ def delivery_view(*, token: str, ip: str | None, user_agent: str = "") -> LinkSt
     now = timezone.now()
     delivery = _by_hash(digest)
     if delivery is not None and delivery.status in REVEALABLE and delivery.expires_at > now:
-        outcome = Outcome.VIEWED
+        outcome = DeliveryAttempt.Outcome.VIEWED
     else:
         outcome = _refusal(delivery, now, mark_expired=False)
-    _log_attempt(delivery, Action.VIEW, outcome, ip=ip, user_agent=user_agent)
-    if outcome != Outcome.VIEWED:
+    _log_attempt(delivery, DeliveryAttempt.Action.VIEW, outcome, ip=ip, user_agent=user_agent)
+    if outcome != DeliveryAttempt.Outcome.VIEWED:
         raise _REFUSALS[outcome]()
     assert delivery is not None  # VIEWED only for a found, revealable delivery; else refused
     return LinkState(delivery_id=delivery.pk, expires_at=delivery.expires_at)
@@ -319,29 +316,37 @@ def delivery_reveal(*, token: str, ip: str | None, user_agent: str = "") -> Reve
         with transaction.atomic():
             claimed = Delivery.objects.filter(
                 token_hash=digest, status__in=REVEALABLE, expires_at__gt=now
-            ).update(status=Status.REVEALED, revealed_at=now)
+            ).update(status=Delivery.Status.REVEALED, revealed_at=now)
             delivery = _by_hash(digest)
             if claimed:
                 # The claim updated a row with this hash in this transaction: the read finds it.
                 assert delivery is not None
                 payload = _open(delivery, token)
                 Delivery.objects.filter(pk=delivery.pk).update(payload=None, pending_link=None)
-                outcome = Outcome.REVEALED
+                outcome = DeliveryAttempt.Outcome.REVEALED
                 audit_record(
                     action="delivery.revealed",
                     obj=delivery,
                     ip=_clean_ip(ip),
-                    after={"status": Status.REVEALED, "revealed_at": now},
+                    after={"status": Delivery.Status.REVEALED, "revealed_at": now},
                 )
             else:
                 outcome = _refusal(delivery, now, mark_expired=True)
-            _log_attempt(delivery, Action.REVEAL, outcome, ip=ip, user_agent=user_agent)
+            _log_attempt(
+                delivery, DeliveryAttempt.Action.REVEAL, outcome, ip=ip, user_agent=user_agent
+            )
     except CryptoError:
         # The claim rolled back (still revealable once the keys are fixed); the attempt stays.
         logger.error("delivery %s: payload could not be decrypted", getattr(delivery, "pk", None))
-        _log_attempt(delivery, Action.REVEAL, Outcome.ERROR, ip=ip, user_agent=user_agent)
+        _log_attempt(
+            delivery,
+            DeliveryAttempt.Action.REVEAL,
+            DeliveryAttempt.Outcome.ERROR,
+            ip=ip,
+            user_agent=user_agent,
+        )
         raise
-    if outcome != Outcome.REVEALED:
+    if outcome != DeliveryAttempt.Outcome.REVEALED:
         raise _REFUSALS[outcome]()
     assert delivery is not None  # REVEALED only on the claimed path, where it was found
     logger.info("delivery %s revealed", delivery.pk)
@@ -365,21 +370,23 @@ def _open(delivery: Delivery, token: str) -> dict | str:
     return json.loads(plain)
 
 
-def _refusal(delivery: Delivery | None, now: datetime, *, mark_expired: bool) -> Outcome:
+def _refusal(
+    delivery: Delivery | None, now: datetime, *, mark_expired: bool
+) -> DeliveryAttempt.Outcome:
     if delivery is None:
-        return Outcome.NOT_FOUND
-    if delivery.status == Status.REVEALED:
-        return Outcome.REFUSED_USED
-    if delivery.status == Status.SUPERSEDED:
-        return Outcome.REFUSED_SUPERSEDED
-    if delivery.status == Status.FAILED:
-        return Outcome.REFUSED_FAILED
-    if delivery.status == Status.EXPIRED or delivery.expires_at <= now:
+        return DeliveryAttempt.Outcome.NOT_FOUND
+    if delivery.status == Delivery.Status.REVEALED:
+        return DeliveryAttempt.Outcome.REFUSED_USED
+    if delivery.status == Delivery.Status.SUPERSEDED:
+        return DeliveryAttempt.Outcome.REFUSED_SUPERSEDED
+    if delivery.status == Delivery.Status.FAILED:
+        return DeliveryAttempt.Outcome.REFUSED_FAILED
+    if delivery.status == Delivery.Status.EXPIRED or delivery.expires_at <= now:
         if mark_expired and delivery.status in REVEALABLE:
             _expire(Delivery.objects.filter(pk=delivery.pk), now)
-        return Outcome.REFUSED_EXPIRED
+        return DeliveryAttempt.Outcome.REFUSED_EXPIRED
     # Live, yet the claim matched nothing: another request changed it in between.
-    return Outcome.REFUSED_USED
+    return DeliveryAttempt.Outcome.REFUSED_USED
 
 
 def _log_attempt(
@@ -408,7 +415,7 @@ def _clean_ip(ip: str | None) -> str | None:
 
 def _expire(queryset, now: datetime) -> int:
     return queryset.filter(status__in=REVEALABLE, expires_at__lte=now).update(
-        status=Status.EXPIRED, payload=None, pending_link=None
+        status=Delivery.Status.EXPIRED, payload=None, pending_link=None
     )
 
 

@@ -40,7 +40,6 @@ from gateways.errors import GatewayError
 
 from .common import enqueue_task, logger, pool_config_cached, refill_nudge
 
-Status = DemoAccount.Status
 ReqStatus = ActivationRequest.Status
 _SYMBOLS = "!#$%*+-=?@_"
 _ROTATION_POLL_SECONDS = 0.05
@@ -143,8 +142,8 @@ def _claim_and_open(
         press_pass=PressPass._meta.db_table,
     )
     params = {
-        "assigned": Status.ASSIGNED,
-        "available": Status.AVAILABLE,
+        "assigned": DemoAccount.Status.ASSIGNED,
+        "available": DemoAccount.Status.AVAILABLE,
         "active": PressPass.Status.ACTIVE,
         "unless_queued": not was_queued,
         "open": list(ActivationRequest.OPEN),
@@ -187,20 +186,24 @@ def _claim_and_open_portably(fields: dict, *, unless_queued: bool, up_to: int) -
         for _ in range(5):
             account = (
                 DemoAccount.objects.select_for_update(skip_locked=True)
-                .filter(status=Status.AVAILABLE)
+                .filter(status=DemoAccount.Status.AVAILABLE)
                 .order_by("created_at", "pk")
                 .first()
             )
             if account is None:
                 return None
-            claimed = DemoAccount.objects.filter(pk=account.pk, status=Status.AVAILABLE).update(
-                status=Status.ASSIGNED, assigned_at=now, expires_at=fields["expires_at"]
+            claimed = DemoAccount.objects.filter(
+                pk=account.pk, status=DemoAccount.Status.AVAILABLE
+            ).update(
+                status=DemoAccount.Status.ASSIGNED, assigned_at=now, expires_at=fields["expires_at"]
             )
             if claimed:
-                account.status, account.assigned_at = Status.ASSIGNED, now
+                account.status, account.assigned_at = DemoAccount.Status.ASSIGNED, now
                 account.expires_at = fields["expires_at"]
                 press_pass = PressPass.objects.create(account=account, **fields)
-                left = DemoAccount.objects.filter(status=Status.AVAILABLE)[:up_to].count()
+                left = DemoAccount.objects.filter(status=DemoAccount.Status.AVAILABLE)[
+                    :up_to
+                ].count()
                 return _Claim(account, press_pass, left)
     return None
 
@@ -240,8 +243,8 @@ def _payload(account: DemoAccount, press_pass: PressPass, password: str) -> dict
 def _unclaim(account: DemoAccount) -> None:
     """The account goes back to the pool, with its own expiry again."""
     days = pool_config_cached().account_expiry_days
-    DemoAccount.objects.filter(pk=account.pk, status=Status.ASSIGNED).update(
-        status=Status.AVAILABLE,
+    DemoAccount.objects.filter(pk=account.pk, status=DemoAccount.Status.ASSIGNED).update(
+        status=DemoAccount.Status.AVAILABLE,
         assigned_at=None,
         expires_at=(account.available_at or timezone.now()) + timedelta(days=days),
     )

@@ -17,7 +17,6 @@ from gateways.errors import GatewayError, PermanentGatewayError
 from .common import logger
 from .provisioning import provisioning_enqueue, provisioning_process
 
-Status = DemoAccount.Status
 GATEWAY_ERROR = "gateway: "  # a check that got no answer: it says nothing about the account
 
 
@@ -80,16 +79,16 @@ def account_retire(*, account: DemoAccount, reason: str, actor=None) -> bool:
     """Take an unused account out of the pool (available only); whether it was retired."""
     now = timezone.now()
     with transaction.atomic():
-        retired = DemoAccount.objects.filter(pk=account.pk, status=Status.AVAILABLE).update(
-            status=Status.RETIRED, reason=reason[:300], ended_at=now
-        )
+        retired = DemoAccount.objects.filter(
+            pk=account.pk, status=DemoAccount.Status.AVAILABLE
+        ).update(status=DemoAccount.Status.RETIRED, reason=reason[:300], ended_at=now)
         if retired:
             audit_record(
                 action="demo_pool.account_retired",
                 obj=account,
                 actor=actor,
-                before={"status": Status.AVAILABLE},
-                after={"status": Status.RETIRED, "reason": reason},
+                before={"status": DemoAccount.Status.AVAILABLE},
+                after={"status": DemoAccount.Status.RETIRED, "reason": reason},
             )
     return bool(retired)
 
@@ -105,7 +104,9 @@ def pool_health_check(*, batch_size: int | None = None) -> dict[str, int]:
     now = timezone.now()
     stale_before = now - timedelta(minutes=config.health_check_interval_minutes)
     batch = list(
-        DemoAccount.objects.filter(status__in=(Status.AVAILABLE, Status.ASSIGNED))
+        DemoAccount.objects.filter(
+            status__in=(DemoAccount.Status.AVAILABLE, DemoAccount.Status.ASSIGNED)
+        )
         .filter(Q(last_health_at__isnull=True) | Q(last_health_at__lte=stale_before))
         .order_by(F("last_health_at").asc(nulls_first=True), "pk")[
             : batch_size or settings.DEMO_POOL_HEALTH_BATCH_SIZE
@@ -129,12 +130,12 @@ def pool_health_check(*, batch_size: int | None = None) -> dict[str, int]:
         counts["failed"] += 1
         account.refresh_from_db(fields=["status", "health_failures"])
         if (
-            account.status == Status.AVAILABLE
+            account.status == DemoAccount.Status.AVAILABLE
             and account.health_failures >= settings.DEMO_POOL_HEALTH_MAX_FAILURES
         ):
             if account_retire(account=account, reason=f"health check: {log.error}"):
                 counts["retired"] += 1
-        elif account.status == Status.ASSIGNED and not account.needs_attention:
+        elif account.status == DemoAccount.Status.ASSIGNED and not account.needs_attention:
             DemoAccount.objects.filter(pk=account.pk).update(needs_attention=True)
             audit_record(
                 action="demo_pool.account_flagged",
@@ -187,8 +188,8 @@ def press_passes_expire_due(*, batch_size: int | None = None) -> dict[str, int]:
             ).update(status=PressPass.Status.EXPIRED, expired_at=now)
             if not expired:
                 continue
-            DemoAccount.objects.filter(pk=account.pk, status=Status.ASSIGNED).update(
-                status=Status.EXPIRED, ended_at=now, reason="press pass expired"
+            DemoAccount.objects.filter(pk=account.pk, status=DemoAccount.Status.ASSIGNED).update(
+                status=DemoAccount.Status.EXPIRED, ended_at=now, reason="press pass expired"
             )
             audit_record(
                 action="demo_pool.press_pass_expired",
@@ -197,7 +198,9 @@ def press_passes_expire_due(*, batch_size: int | None = None) -> dict[str, int]:
                 after={"status": PressPass.Status.EXPIRED, "login": account.login},
             )
         counts["expired"] += 1
-    unused = DemoAccount.objects.filter(status=Status.AVAILABLE, expires_at__lte=now).order_by("pk")
+    unused = DemoAccount.objects.filter(
+        status=DemoAccount.Status.AVAILABLE, expires_at__lte=now
+    ).order_by("pk")
     for account in unused[: batch_size or settings.DEMO_POOL_EXPIRY_BATCH_SIZE]:
         if account_retire(account=account, reason="unused past its expiry"):
             counts["retired"] += 1
@@ -215,7 +218,12 @@ def pool_cleanup(*, force: bool = False, batch_size: int = 500) -> dict[str, int
     PoolConfig.objects.filter(pk=config.pk).update(last_cleanup_at=now)
     counts = {"cleaned": 0, "errors": 0, "logs_deleted": 0}
     ended = DemoAccount.objects.filter(
-        status__in=(Status.FAILED, Status.RETIRED, Status.EXPIRED), cleaned_at__isnull=True
+        status__in=(
+            DemoAccount.Status.FAILED,
+            DemoAccount.Status.RETIRED,
+            DemoAccount.Status.EXPIRED,
+        ),
+        cleaned_at__isnull=True,
     ).order_by("pk")[:batch_size]
     for account in ended:
         try:

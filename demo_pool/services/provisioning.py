@@ -32,7 +32,6 @@ from gateways.errors import PermanentGatewayError, TransientGatewayError
 
 from .common import ENQUEUE_KEY, enqueue_task, logger, refill_lock
 
-Status = DemoAccount.Status
 ReqStatus = ProvisioningRequest.Status
 BACKOFF_MAX_SECONDS = 600
 PROCESS_LIMIT = 100  # due requests one pass over the queue takes on
@@ -71,7 +70,7 @@ def provisioning_enqueue(*, count: int, source: str = "refill", actor=None) -> i
         now = timezone.now()
         accounts = DemoAccount.objects.bulk_create(
             DemoAccount(
-                status=Status.PROVISIONING,
+                status=DemoAccount.Status.PROVISIONING,
                 balance=config.initial_balance,
                 leverage=config.leverage,
                 currency=config.currency,
@@ -250,7 +249,7 @@ def _succeed(request: ProvisioningRequest, answer, config: PoolConfig) -> None:
         account.balance = answer.balance
         account.leverage = answer.leverage
         account.currency = answer.currency
-        account.status = Status.AVAILABLE
+        account.status = DemoAccount.Status.AVAILABLE
         account.available_at = now
         account.expires_at = now + timedelta(days=config.account_expiry_days)
         account.save(
@@ -297,9 +296,9 @@ def _fail(request: ProvisioningRequest, code: str, message: str) -> None:
             error_code=code[:32],
             last_error=message[:500],
         )
-        DemoAccount.objects.filter(pk=request.account_id, status=Status.PROVISIONING).update(
-            status=Status.FAILED, reason=f"{code}: {message}"[:300], ended_at=now
-        )
+        DemoAccount.objects.filter(
+            pk=request.account_id, status=DemoAccount.Status.PROVISIONING
+        ).update(status=DemoAccount.Status.FAILED, reason=f"{code}: {message}"[:300], ended_at=now)
     logger.error("demo provisioning %s failed: %s %s", request.pk, code, message)
 
 
