@@ -131,3 +131,19 @@ def test_each_house_constant_and_helper_is_defined_once_in_its_home():
                         found[pattern].append(str(path.relative_to(ROOT)))
     expected = {pattern: [home] if home else [] for pattern, home in DEFINED_ONCE.items()}
     assert found == expected
+
+
+def test_no_module_names_another_models_enum_by_an_alias():
+    # `Status = Delivery.Status` at the top of a module made "Status" mean five different
+    # enums across the code; each use now says whose enum it is.
+    alias = re.compile(
+        r"^[A-Za-z_]\w* = [A-Z]\w*\.(Status|Kind|Outcome|Action|TriggerType|Method)$"
+    )
+    found = [
+        f"{path.relative_to(ROOT)}: {line}"
+        for package in PRODUCT
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for line in path.read_text().splitlines()
+        if alias.match(line)
+    ]
+    assert found == []

@@ -40,7 +40,6 @@ from gateways.errors import GatewayError
 
 from .common import enqueue_task, logger, pool_config_cached, refill_nudge
 
-ReqStatus = ActivationRequest.Status
 _SYMBOLS = "!#$%*+-=?@_"
 _ROTATION_POLL_SECONDS = 0.05
 
@@ -463,7 +462,7 @@ def _claim_request_and_account(now):
         with transaction.atomic():
             request = (
                 ActivationRequest.objects.select_for_update(skip_locked=True)
-                .filter(status=ReqStatus.QUEUED)
+                .filter(status=ActivationRequest.Status.QUEUED)
                 .order_by("created_at", "pk")
                 .first()
             )
@@ -481,11 +480,15 @@ def _claim_request_and_account(now):
             )
             if claim is None:
                 return None, None, None
-            ActivationRequest.objects.filter(pk=request.pk).update(status=ReqStatus.PROVISIONING)
+            ActivationRequest.objects.filter(pk=request.pk).update(
+                status=ActivationRequest.Status.PROVISIONING
+            )
     except IntegrityError:
         # The user got a pass another way meanwhile: all of it rolled back, the request is moot.
-        ActivationRequest.objects.filter(pk=request.pk, status=ReqStatus.QUEUED).update(
-            status=ReqStatus.FAILED,
+        ActivationRequest.objects.filter(
+            pk=request.pk, status=ActivationRequest.Status.QUEUED
+        ).update(
+            status=ActivationRequest.Status.FAILED,
             reason="The user already had an active press pass.",
             completed_at=now,
         )
@@ -506,9 +509,11 @@ def activation_requests_fulfil(*, limit: int = 500) -> int:
             result = _hand_over(press_pass, account)
         except Exception:
             logger.exception("activation request %s: hand-over failed, queued again", request.pk)
-            ActivationRequest.objects.filter(pk=request.pk).update(status=ReqStatus.QUEUED)
+            ActivationRequest.objects.filter(pk=request.pk).update(
+                status=ActivationRequest.Status.QUEUED
+            )
             break
-        request.status = ReqStatus.ASSIGNED
+        request.status = ActivationRequest.Status.ASSIGNED
         request.press_pass = press_pass
         request.completed_at = timezone.now()
         fields = ["status", "press_pass", "completed_at"]

@@ -32,7 +32,6 @@ from gateways.errors import PermanentGatewayError, TransientGatewayError
 
 from .common import ENQUEUE_KEY, enqueue_task, logger, refill_lock
 
-ReqStatus = ProvisioningRequest.Status
 BACKOFF_MAX_SECONDS = 600
 PROCESS_LIMIT = 100  # due requests one pass over the queue takes on
 
@@ -110,8 +109,8 @@ def pool_replenish(*, count: int, actor=None) -> int:
 
 
 def _due(now) -> Q:
-    return Q(status=ReqStatus.PENDING, next_attempt_at__lte=now) | Q(
-        status=ReqStatus.IN_PROGRESS,
+    return Q(status=ProvisioningRequest.Status.PENDING, next_attempt_at__lte=now) | Q(
+        status=ProvisioningRequest.Status.IN_PROGRESS,
         claimed_until__lte=now,  # a worker died holding it
     )
 
@@ -131,10 +130,12 @@ def _claim_due(now, count: int) -> list[ProvisioningRequest]:
             return []
         # Ours until the commit: locked rows (PostgreSQL), or one writer at a time (SQLite).
         ProvisioningRequest.objects.filter(pk__in=[request.pk for request in requests]).update(
-            status=ReqStatus.IN_PROGRESS, claimed_until=lease_until, attempts=F("attempts") + 1
+            status=ProvisioningRequest.Status.IN_PROGRESS,
+            claimed_until=lease_until,
+            attempts=F("attempts") + 1,
         )
     for request in requests:
-        request.status, request.claimed_until = ReqStatus.IN_PROGRESS, lease_until
+        request.status, request.claimed_until = ProvisioningRequest.Status.IN_PROGRESS, lease_until
         request.attempts += 1
     return requests
 
@@ -259,7 +260,7 @@ def _succeed(request: ProvisioningRequest, answer, config: PoolConfig) -> None:
             ]
         )  # fmt: skip
         ProvisioningRequest.objects.filter(pk=request.pk).update(
-            status=ReqStatus.DONE,
+            status=ProvisioningRequest.Status.DONE,
             finished_at=now,
             claimed_until=None,
             last_error="",
@@ -276,8 +277,10 @@ def _retry_or_fail(request: ProvisioningRequest, exc: Exception) -> str:
         return "failed"
     base = settings.DEMO_POOL_PROVISION_BACKOFF_SECONDS * 2 ** (request.attempts - 1)
     delay = min(BACKOFF_MAX_SECONDS, base) * random.uniform(0.5, 1.0)  # jitter
-    ProvisioningRequest.objects.filter(pk=request.pk, status=ReqStatus.IN_PROGRESS).update(
-        status=ReqStatus.PENDING,
+    ProvisioningRequest.objects.filter(
+        pk=request.pk, status=ProvisioningRequest.Status.IN_PROGRESS
+    ).update(
+        status=ProvisioningRequest.Status.PENDING,
         next_attempt_at=timezone.now() + timedelta(seconds=delay),
         claimed_until=None,
         last_error=f"{type(exc).__name__}: {exc}"[:500],
@@ -290,7 +293,7 @@ def _fail(request: ProvisioningRequest, code: str, message: str) -> None:
     now = timezone.now()
     with transaction.atomic():
         ProvisioningRequest.objects.filter(pk=request.pk).update(
-            status=ReqStatus.FAILED,
+            status=ProvisioningRequest.Status.FAILED,
             finished_at=now,
             claimed_until=None,
             error_code=code[:32],
