@@ -91,17 +91,7 @@ def leverage_sync(
     operation = new_operation()
     with atomic_for(login):
         state = LeverageState.objects.select_for_update().filter(login=login).first()
-        bonuses = list(
-            Bonus.objects.select_for_update(of=("self",))
-            .select_related("campaign")
-            .filter(
-                login=login,
-                bonus_type=TYPE_A,
-                status=Bonus.Status.ACTIVE,
-                credit_remaining__gt=0,
-            )
-            .order_by("pk")
-        )
+        bonuses = _stacks_locked([login]).get(login, [])
         if not bonuses:
             if state is None:
                 return None
@@ -181,20 +171,7 @@ def _stacks_adjust(logins, accounts, reason, operations, alone) -> None:
             state.login: state
             for state in LeverageState.objects.select_for_update().filter(login__in=logins)
         }
-        stacks: dict[int, list[Bonus]] = {}
-        rows = (
-            Bonus.objects.select_for_update(of=("self",))
-            .select_related("campaign")
-            .filter(
-                login__in=logins,
-                bonus_type=TYPE_A,
-                status=Bonus.Status.ACTIVE,
-                credit_remaining__gt=0,
-            )
-            .order_by("pk")
-        )
-        for bonus in rows:
-            stacks.setdefault(bonus.login, []).append(bonus)
+        stacks = _stacks_locked(logins)
         open_writes = _open_leverage_writes_many(logins)
         new_states, changed, events, intents = [], [], [], []
         for login in logins:
@@ -391,6 +368,26 @@ def _open_leverage_writes(login: int) -> list[CreditIntent]:
             login=login, kind=CreditIntent.Kind.SET_LEVERAGE, status__in=OPEN
         )
     )
+
+
+def _stacks_locked(logins) -> dict[int, list[Bonus]]:
+    """The active Type A bonuses still holding credit of these logins (their stacks), oldest
+    first, locked for the caller's transaction."""
+    stacks: dict[int, list[Bonus]] = {}
+    rows = (
+        Bonus.objects.select_for_update(of=("self",))
+        .select_related("campaign")
+        .filter(
+            login__in=list(logins),
+            bonus_type=TYPE_A,
+            status=Bonus.Status.ACTIVE,
+            credit_remaining__gt=0,
+        )
+        .order_by("pk")
+    )
+    for bonus in rows:
+        stacks.setdefault(bonus.login, []).append(bonus)
+    return stacks
 
 
 def _open_leverage_writes_many(logins) -> dict[int, list[CreditIntent]]:
