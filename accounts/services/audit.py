@@ -284,13 +284,20 @@ def _chain_heads(db: str, chains: set[tuple[str, str]]) -> dict[tuple[str, str],
     query = models.Q()
     for object_type, ids in by_type.items():
         query |= models.Q(object_type=object_type, object_id__in=ids)
-    heads: dict[tuple[str, str], tuple[int, str]] = {}
-    rows = AuditEvent.objects.using(db).filter(query).order_by("seq")
-    for object_type, object_id, seq, hash_ in rows.values_list(
-        "object_type", "object_id", "seq", "hash"
-    ):
-        heads[(object_type, object_id)] = (seq, hash_)
-    return heads
+    # Only each chain's newest event (by the chain index), not the whole of every chain.
+    newest = (
+        AuditEvent.objects.using(db)
+        .filter(object_type=models.OuterRef("object_type"), object_id=models.OuterRef("object_id"))
+        .order_by("-seq")
+        .values("seq")[:1]
+    )
+    rows = AuditEvent.objects.using(db).filter(query, seq=models.Subquery(newest))
+    return {
+        (object_type, object_id): (seq, hash_)
+        for object_type, object_id, seq, hash_ in rows.values_list(
+            "object_type", "object_id", "seq", "hash"
+        )
+    }
 
 
 def _event_hash(event: AuditEvent) -> str:
